@@ -1,0 +1,1 @@
+"""zeus.optimizer.batch_size.server"""
