@@ -29,7 +29,9 @@ class BatchSizeOptimizer(ABC):
         """The batch size for the next recurrence of ``job``."""
 
     @abstractmethod
-    def observe(self, job: Job, batch_size: int, cost: float, converged: bool | None = None) -> None:
+    def observe(
+        self, job: Job, batch_size: int, cost: float, converged: bool | None = None
+    ) -> None:
         """Learn the outcome of a run: its cost, and whether it reached the target."""
 
     def state_dict(self) -> dict[str, Any]:
