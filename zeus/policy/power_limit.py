@@ -1,0 +1,51 @@
+"""The built-in power-limit policy: just-in-time profiling, then the cheapest limit per batch size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zeus.job import Job
+from zeus.policy._jobs import job_from_dict, job_to_dict
+from zeus.policy.base import PowerLimitOptimizer
+
+
+class JITPowerLimitOptimizer(PowerLimitOptimizer):
+    """Remembers the per-epoch cost of every profiled power limit of each (job, batch size).
+
+    ``predict`` returns None until a (job, batch size) was profiled, then the limit with the lowest
+    per-epoch cost ``(eta·P(p) + (1 − eta)·MAXPOWER)·t(p)`` (ties: the limit observed first, which
+    is the highest when profiling runs from high to low). The epoch count to reach the target does
+    not depend on the limit, so this also minimises the cost of the whole run.
+    """
+
+    def __init__(self) -> None:
+        self.epoch_costs: dict[tuple[Job, int], dict[int, float]] = {}
+
+    def predict(self, job: Job, batch_size: int) -> int | None:
+        costs = self.epoch_costs.get((job, batch_size))
+        if not costs:
+            return None
+        return min(costs, key=costs.__getitem__)
+
+    def observe(self, job: Job, batch_size: int, power_limit: int, cost: float) -> None:
+        self.epoch_costs.setdefault((job, batch_size), {})[int(power_limit)] = float(cost)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "entries": [
+                {
+                    "job": job_to_dict(job),
+                    "batch_size": bs,
+                    "costs": [[p, c] for p, c in costs.items()],
+                }
+                for (job, bs), costs in self.epoch_costs.items()
+            ]
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch_costs = {
+            (job_from_dict(e["job"]), int(e["batch_size"])): {
+                int(p): float(c) for p, c in e["costs"]
+            }
+            for e in state["entries"]
+        }
