@@ -1,0 +1,189 @@
+"""Launching one run of a recurring job: fill the command template, set ``ZEUS_*``, stream the log.
+
+A run is a child process. Its output goes line by line to a log file (and to an optional ``echo``
+callable, e.g. the terminal). Ctrl-C or SIGTERM in the driver terminates the child with SIGTERM (its
+own handlers restore power limits), waits for it, and re-raises ``KeyboardInterrupt``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import string
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from zeus.errors import ZeusConfigError
+
+logger = logging.getLogger(__name__)
+
+PLACEHOLDERS = ("bs", "lr", "seed", "epochs", "slice_number", "target_metric")
+"""The names a command template may use, as ``{bs}`` etc."""
+
+PASSTHROUGH_ENV = ("ZEUS_GPU", "ZEUS_STATE_DIR")
+"""Driver variables a run inherits unchanged (everything else in the environment is inherited too)."""
+
+TERMINATE_GRACE_S = 15.0
+
+
+def check_template(command: Sequence[str]) -> None:
+    """Raise `ZeusConfigError` naming any placeholder of ``command`` that is not in `PLACEHOLDERS`."""
+    if not command:
+        raise ZeusConfigError("command must be a non-empty list of arguments")
+    for arg in command:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(arg) if f is not None]
+        except ValueError as e:
+            raise ZeusConfigError(f"command argument {arg!r} is not a valid template: {e}") from e
+        for name in fields:
+            if name not in PLACEHOLDERS:
+                allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+                raise ZeusConfigError(
+                    f"command placeholder {{{name}}} in {arg!r} is unknown; allowed: {allowed} "
+                    "(write {{ and }} for literal braces)"
+                )
+
+
+def fill_template(command: Sequence[str], values: Mapping[str, object]) -> list[str]:
+    """The command with every placeholder replaced; ``values`` must hold all of `PLACEHOLDERS`."""
+    check_template(command)
+    return [arg.format_map(values) for arg in command]
+
+
+def format_lr(lr: float | None) -> str:
+    """A learning rate as a short, exact-enough string ("" when the job has none)."""
+    return "" if lr is None else f"{lr:.6g}"
+
+
+@dataclass(frozen=True)
+class ZeusRunEnv:
+    """The ``ZEUS_*`` variables of one run (spec: training-integration.md)."""
+
+    target_metric: float
+    log_dir: Path
+    job_id: str
+    cost_thresh: float | None
+    eta_knob: float
+    profile_params: tuple[int, int] | None
+    use_optimal_pl: bool
+
+    def as_env(self) -> dict[str, str]:
+        thresh = self.cost_thresh
+        env = {
+            "ZEUS_TARGET_METRIC": repr(self.target_metric),
+            "ZEUS_LOG_DIR": str(self.log_dir),
+            "ZEUS_JOB_ID": self.job_id,
+            "ZEUS_COST_THRESH": "inf"
+            if thresh is None or not math.isfinite(thresh)
+            else repr(thresh),
+            "ZEUS_ETA_KNOB": repr(self.eta_knob),
+            "ZEUS_USE_OPTIMAL_PL": "true" if self.use_optimal_pl else "false",
+        }
+        if self.profile_params is not None:
+            env["ZEUS_PROFILE_PARAMS"] = f"{self.profile_params[0]},{self.profile_params[1]}"
+        return env
+
+
+@dataclass(frozen=True)
+class LaunchOutcome:
+    exit_code: int
+    wall_s: float
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while a run is in flight (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _pump(stream: Iterator[str], log_path: Path, echo: Callable[[str], None] | None) -> None:
+    with log_path.open("a") as log:
+        for line in stream:
+            log.write(line)
+            log.flush()
+            if echo is not None:
+                echo(line.rstrip("\n"))
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Terminate the child gracefully (SIGTERM: it restores power limits), kill it if it hangs."""
+    if proc.poll() is not None:
+        return
+    logger.warning("Stopping run (pid %d) with SIGTERM", proc.pid)
+    proc.terminate()
+    try:
+        proc.wait(TERMINATE_GRACE_S)
+    except subprocess.TimeoutExpired:
+        logger.error(
+            "Run (pid %d) ignored SIGTERM for %.0f s; killing it", proc.pid, TERMINATE_GRACE_S
+        )
+        proc.kill()
+        proc.wait()
+
+
+def launch(
+    command: list[str],
+    *,
+    workdir: Path,
+    env: Mapping[str, str],
+    log_path: Path,
+    echo: Callable[[str], None] | None = None,
+) -> LaunchOutcome:
+    """Run ``command`` to completion with ``env`` added to the driver's environment.
+
+    Raises ``KeyboardInterrupt`` after stopping the child when the driver is interrupted.
+    A command that cannot be started (missing executable) returns exit code 127 with the reason logged.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **env}
+    start = time.monotonic()
+    with log_path.open("w") as log:
+        log.write(f"# zeus: {' '.join(command)}\n# zeus: cwd {workdir}\n")
+    try:
+        proc = subprocess.Popen(
+            command,
+            cwd=workdir,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+    except OSError as e:
+        with log_path.open("a") as log:
+            log.write(f"# zeus: could not start the command: {e}\n")
+        logger.error("Could not start %s: %s", command[0], e)
+        return LaunchOutcome(127, time.monotonic() - start)
+    with proc:
+        assert proc.stdout is not None
+        pump = threading.Thread(target=_pump, args=(proc.stdout, log_path, echo), daemon=True)
+        pump.start()
+        try:
+            with _sigterm_as_interrupt():
+                exit_code = proc.wait()
+        except KeyboardInterrupt:
+            _stop(proc)
+            raise
+        finally:
+            pump.join(5.0)
+    return LaunchOutcome(exit_code, time.monotonic() - start)
