@@ -1,1 +1,10 @@
-"""zeus.optimizer.batch_size"""
+"""Batch size optimizer (BSO): the client that training scripts use, and the server (`.server`)."""
+
+from zeus.optimizer.batch_size.client import (
+    BatchSizeOptimizer,
+    JobSpec,
+    ZeusBSOEarlyStop,
+    broadcast_batch_size,
+)
+
+__all__ = ["BatchSizeOptimizer", "JobSpec", "ZeusBSOEarlyStop", "broadcast_batch_size"]

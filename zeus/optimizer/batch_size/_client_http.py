@@ -1,0 +1,108 @@
+"""The BSO client's HTTP layer: one reusable connection, bounded retries with exponential backoff.
+
+Transient failures (connection errors, timeouts, 502/503/504) are retried; every other error status
+is surfaced at once as `ZeusServerError` carrying the server's own message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from zeus.errors import ZeusConfigError, ZeusServerError, check_range
+
+logger = logging.getLogger(__name__)
+
+_TRANSIENT_STATUS = frozenset({502, 503, 504})
+_MAX_BACKOFF_S = 10.0
+
+
+class BSOHttp:
+    """A thin JSON client for one BSO server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        backoff_s: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ZeusConfigError(
+                f"server_url must start with http:// or https://, got {base_url!r}"
+            )
+        check_range("timeout_s", timeout_s, gt=0)
+        check_range("max_retries", max_retries, ge=0)
+        check_range("backoff_s", backoff_s, ge=0)
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout_s, transport=transport
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        max_retries: int | None = None,
+    ) -> Any:
+        """Send one request, retrying transient failures; return the decoded JSON body."""
+        retries = self.max_retries if max_retries is None else max_retries
+        for attempt in range(retries + 1):
+            last_try = attempt == retries
+            try:
+                response = self._client.request(method, path, json=json, params=params)
+            except httpx.TransportError as e:
+                if last_try:
+                    raise ZeusServerError(
+                        f"BSO server at {self.base_url} unreachable ({method} {path}) after "
+                        f"{attempt + 1} attempts: {e!r}"
+                    ) from e
+                self._wait(attempt, f"{method} {path}: {e!r}")
+                continue
+            if response.status_code in _TRANSIENT_STATUS and not last_try:
+                self._wait(attempt, f"{method} {path}: HTTP {response.status_code}")
+                continue
+            return _decode(response, method, path)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _wait(self, attempt: int, why: str) -> None:
+        delay_s = min(self.backoff_s * 2**attempt, _MAX_BACKOFF_S)
+        logger.warning("BSO server: %s; retrying in %.1f s", why, delay_s)
+        time.sleep(delay_s)
+
+
+def _decode(response: httpx.Response, method: str, path: str) -> Any:
+    if response.is_success:
+        return response.json() if response.content else None
+    raise ZeusServerError(
+        f"BSO server answered {response.status_code} to {method} {path}: {_server_message(response)}"
+    )
+
+
+def _server_message(response: httpx.Response) -> str:
+    """The ``message`` (or FastAPI ``detail``) of an error body, else its text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip() or response.reason_phrase
+    if isinstance(body, dict):
+        if "message" in body:
+            return str(body["message"])
+        if "detail" in body:
+            return str(body["detail"])
+    return str(body)

@@ -1,0 +1,492 @@
+"""The batch size optimizer (BSO) client that a training script of a recurring job runs.
+
+Each launch of a recurring job is one *trial*: the client registers the job (idempotent), asks the
+server for this trial's batch size, reports cumulative time and energy after every validation, and
+stops when the server says so. The wire format is ``specs/bso-http-api.md``.
+
+If the process dies before the server ended the trial (exception, SIGTERM/SIGINT, exit), the client
+ends the trial as failed, so the server does not wait for it until its lease expires.
+
+Under ``torch.distributed`` only rank 0 asks for the batch size (see `broadcast_batch_size`) and
+`BatchSizeOptimizer.on_evaluate` is a collective: energy is summed over ranks, rank 0 reports, and
+the server's decision is broadcast so every rank stops at the same epoch.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+from zeus.callback import Callback
+from zeus.errors import ZeusConfigError, ZeusError, ZeusServerError, check_range
+from zeus.optimizer.batch_size._client_http import BSOHttp
+
+if TYPE_CHECKING:
+    from zeus.monitor import ZeusMonitor
+
+logger = logging.getLogger(__name__)
+
+_WINDOW = "zeus.bso.trial"
+_HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class ZeusBSOEarlyStop(ZeusError):
+    """The server stopped this trial before the target metric was reached (cost too high or
+    ``max_epochs`` exhausted). The launcher should relaunch the job: the next trial gets another
+    batch size."""
+
+    def __init__(self, message: str, *, job_id: str, batch_size: int, trial_number: int) -> None:
+        super().__init__(
+            f"trial {trial_number} of job {job_id!r} (batch size {batch_size}) was stopped "
+            f"without reaching the target metric: {message}"
+        )
+        self.job_id = job_id
+        self.batch_size = batch_size
+        self.trial_number = trial_number
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the server needs to know about a recurring job (``JobSpecFromClient`` on the wire).
+
+    ``job_id`` defaults to env ``ZEUS_JOB_ID`` (so every launch of the job is one recurring job);
+    when neither is set the server generates ``{job_id_prefix}-{8 hex}`` (a one-off job).
+    ``max_power`` (W), ``number_of_gpus`` and ``gpu_model`` default to what the monitor's GPUs say.
+    """
+
+    job_id_prefix: str
+    batch_sizes: tuple[int, ...]
+    default_batch_size: int
+    job_id: str | None = None
+    eta_knob: float = 0.5
+    beta_knob: float | None = 2.0
+    target_metric: float = 0.5
+    higher_is_better_metric: bool = True
+    max_epochs: int = 100
+    num_pruning_rounds: int = 2
+    window_size: int = 0
+    mab_prior_mean: float = 0.0
+    mab_prior_precision: float = 0.0
+    mab_num_explorations: int = 2
+    mab_seed: int | None = None
+    max_power: float | None = None
+    number_of_gpus: int | None = None
+    gpu_model: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "batch_sizes", tuple(self.batch_sizes))
+        if self.job_id is None and os.environ.get("ZEUS_JOB_ID"):
+            object.__setattr__(self, "job_id", os.environ["ZEUS_JOB_ID"])
+        self._validate()
+
+    def _validate(self) -> None:
+        if not self.job_id_prefix:
+            raise ZeusConfigError("JobSpec.job_id_prefix must be a non-empty string")
+        if self.job_id is not None and not self.job_id.startswith(self.job_id_prefix):
+            raise ZeusConfigError(
+                f"JobSpec.job_id must start with job_id_prefix {self.job_id_prefix!r}, "
+                f"got {self.job_id!r} (set from ZEUS_JOB_ID when not given)"
+            )
+        if not self.batch_sizes or len(set(self.batch_sizes)) != len(self.batch_sizes):
+            raise ZeusConfigError("JobSpec.batch_sizes must be a non-empty list of distinct ints")
+        for bs in self.batch_sizes:
+            check_range("JobSpec.batch_sizes[]", bs, ge=1)
+        if self.default_batch_size not in self.batch_sizes:
+            raise ZeusConfigError(
+                f"JobSpec.default_batch_size must be one of {sorted(self.batch_sizes)}, "
+                f"got {self.default_batch_size}"
+            )
+        check_range("JobSpec.eta_knob", self.eta_knob, ge=0, le=1)
+        if self.beta_knob is not None:
+            check_range("JobSpec.beta_knob", self.beta_knob, gt=0)
+        check_range("JobSpec.max_epochs", self.max_epochs, ge=1)
+        check_range("JobSpec.num_pruning_rounds", self.num_pruning_rounds, ge=0)
+        check_range("JobSpec.window_size", self.window_size, ge=0)
+        check_range("JobSpec.mab_prior_precision", self.mab_prior_precision, ge=0)
+        check_range("JobSpec.mab_num_explorations", self.mab_num_explorations, ge=0)
+        if self.max_power is not None:
+            check_range("JobSpec.max_power", self.max_power, gt=0)
+        if self.number_of_gpus is not None:
+            check_range("JobSpec.number_of_gpus", self.number_of_gpus, ge=1)
+        if self.gpu_model is not None and not self.gpu_model:
+            raise ZeusConfigError("JobSpec.gpu_model must be a non-empty string")
+
+    def resolved(self, monitor: ZeusMonitor, world_size: int = 1) -> JobSpec:
+        """Fill ``max_power``, ``number_of_gpus`` and ``gpu_model`` from the monitor's GPUs.
+
+        Each of ``world_size`` ranks is assumed to monitor as many GPUs as this one.
+        """
+        gpus = list(monitor.gpus)
+        if not gpus and None in (self.max_power, self.number_of_gpus, self.gpu_model):
+            raise ZeusConfigError(
+                "JobSpec.max_power, number_of_gpus and gpu_model must be given when the monitor "
+                "has no GPUs (set ZEUS_GPU=replay:<profile> to use a replay GPU)"
+            )
+        number_of_gpus = self.number_of_gpus or len(gpus) * world_size
+        max_power = self.max_power
+        if max_power is None:
+            max_power = float(max(gpu.max_power_limit_w for gpu in gpus) * number_of_gpus)
+        gpu_model = self.gpu_model or gpus[0].name
+        return dataclasses.replace(
+            self, max_power=max_power, number_of_gpus=number_of_gpus, gpu_model=gpu_model
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``JobSpecFromClient`` JSON body."""
+        body = dataclasses.asdict(self)
+        body["batch_sizes"] = list(self.batch_sizes)
+        return body
+
+
+def _distributed() -> Any | None:
+    """``torch.distributed`` when this process is one of several ranks; never imports torch."""
+    if "torch" not in sys.modules:
+        return None
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist
+    return None
+
+
+class BatchSizeOptimizer(Callback):
+    """Gets this launch's batch size from the BSO server and reports each epoch's result.
+
+    ```python
+    bso = BatchSizeOptimizer(monitor, "http://bso:8000", JobSpec("mnist", (32, 64, 128), 64))
+    batch_size = bso.get_batch_size()
+    bso.on_train_begin()
+    for epoch in range(max_epochs):
+        train_one_epoch(batch_size)
+        bso.on_evaluate(validate())      # raises ZeusBSOEarlyStop when stopped without converging
+        if bso.training_finished:
+            break
+    ```
+    """
+
+    def __init__(
+        self,
+        monitor: ZeusMonitor,
+        server_url: str,
+        job: JobSpec,
+        rank: int = 0,
+        *,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+        max_retries: int = 5,
+        backoff_s: float = 0.5,
+    ) -> None:
+        check_range("rank", rank, ge=0)
+        self.monitor = monitor
+        self.job = job
+        self.rank = rank
+        self._http = BSOHttp(
+            server_url,
+            token=token if token is not None else os.environ.get("ZEUS_BSO_TOKEN"),
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+        )
+        self._job_id: str | None = None
+        self._batch_size: int | None = None
+        self._trial_number: int | None = None
+        self._current_epoch = 0
+        self._time_s = 0.0
+        self._energy_j = 0.0
+        self._window_open = False
+        self._finished = False
+        self._converged = False
+        self._ended_on_server = False
+        self._guard = _FailureGuard(self._end_trial_as_failed)
+
+    # -- public state -------------------------------------------------------------------------
+
+    @property
+    def job_id(self) -> str | None:
+        """The job id the server knows this job by (set once registered)."""
+        return self._job_id
+
+    @property
+    def current_batch_size(self) -> int | None:
+        """This trial's batch size; None before `get_batch_size`."""
+        return self._batch_size
+
+    @property
+    def trial_number(self) -> int | None:
+        """This trial's number within the job; None before `get_batch_size`."""
+        return self._trial_number
+
+    @property
+    def training_finished(self) -> bool:
+        """True once the server answered ``stop_train``."""
+        return self._finished
+
+    @property
+    def converged(self) -> bool:
+        """True when the trial ended by reaching the target metric within the cost budget."""
+        return self._converged
+
+    # -- trial lifecycle ----------------------------------------------------------------------
+
+    def register_job(self) -> str:
+        """Register the job (the same spec again is fine) and return its id."""
+        if self._job_id is None:
+            spec = self.job.resolved(self.monitor, self._world_size())
+            echoed = self._http.request("POST", "/jobs", json=spec.to_wire())
+            self._job_id = str(_field(echoed, "job_id"))
+            logger.info("BSO job %r registered at %s", self._job_id, self._http.base_url)
+        return self._job_id
+
+    def get_batch_size(self) -> int:
+        """Start this launch's trial and return its batch size (the same one on later calls)."""
+        if self._batch_size is not None:
+            return self._batch_size
+        if self.rank != 0:
+            raise ZeusConfigError(
+                f"rank must be 0 to ask the server for a batch size, got {self.rank}; "
+                "other ranks get it from broadcast_batch_size(bso)"
+            )
+        job_id = self.register_job()
+        answer = self._http.request("GET", "/jobs/batch_size", params={"job_id": job_id})
+        self.adopt_trial(int(_field(answer, "batch_size")), int(_field(answer, "trial_number")))
+        return int(_field(answer, "batch_size"))
+
+    def adopt_trial(self, batch_size: int, trial_number: int, job_id: str | None = None) -> None:
+        """Join a trial started elsewhere (rank 0's, received by broadcast)."""
+        self._job_id = job_id or self._job_id or self.job.job_id
+        if self._job_id is None:
+            raise ZeusConfigError("JobSpec.job_id (or env ZEUS_JOB_ID) is needed on ranks > 0")
+        self._batch_size, self._trial_number = batch_size, trial_number
+        logger.info("BSO trial %d of job %r: batch size %d", trial_number, self._job_id, batch_size)
+        self._guard.install()
+
+    def on_train_begin(self) -> None:
+        """Start measuring the trial (cumulative time and energy are reported from here)."""
+        if self._trial_number is None:
+            raise ZeusConfigError("call get_batch_size() (or broadcast_batch_size) before training")
+        self.monitor.begin_window(_WINDOW)
+        self._window_open = True
+
+    def on_evaluate(self, metric: float) -> None:
+        """Report this epoch's metric with cumulative time/energy; collective under DDP."""
+        if not self._window_open:
+            raise ZeusConfigError("on_evaluate() needs on_train_begin() first")
+        measurement = self.monitor.end_window(_WINDOW)
+        self._window_open = False
+        self._time_s += measurement.time_s
+        self._energy_j += measurement.total_energy_j
+        self._current_epoch += 1
+        stop, converged, message = self._report(float(metric))
+        if not stop:
+            self.monitor.begin_window(_WINDOW)
+            self._window_open = True
+            return
+        self._finished, self._converged, self._ended_on_server = True, converged, True
+        self._guard.uninstall()
+        assert self._job_id is not None and self._batch_size is not None
+        assert self._trial_number is not None
+        if not converged:
+            raise ZeusBSOEarlyStop(
+                message,
+                job_id=self._job_id,
+                batch_size=self._batch_size,
+                trial_number=self._trial_number,
+            )
+        logger.info("BSO trial %d converged: %s", self._trial_number, message)
+
+    def on_train_end(self) -> None:
+        """Close the measurement window if training ended on its own."""
+        if self._window_open:
+            self.monitor.end_window(_WINDOW)
+            self._window_open = False
+
+    def end_trial_as_failed(self) -> None:
+        """Tell the server this trial failed (idempotent; nothing to do once the trial ended)."""
+        self._end_trial_as_failed()
+        self._guard.uninstall()
+
+    def close(self) -> None:
+        """Release the connection and the failure handlers."""
+        self._guard.uninstall()
+        self._http.close()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The trial identity and cumulative measurement, to resume a checkpointed run."""
+        return {
+            "job_id": self._job_id,
+            "batch_size": self._batch_size,
+            "trial_number": self._trial_number,
+            "current_epoch": self._current_epoch,
+            "time_s": self._time_s,
+            "energy_j": self._energy_j,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume the trial described by `state_dict`."""
+        self.adopt_trial(int(state["batch_size"]), int(state["trial_number"]), state["job_id"])
+        self._current_epoch = int(state["current_epoch"])
+        self._time_s, self._energy_j = float(state["time_s"]), float(state["energy_j"])
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _world_size(self) -> int:
+        dist = _distributed()
+        return int(dist.get_world_size()) if dist is not None else 1
+
+    def _report(self, metric: float) -> tuple[bool, bool, str]:
+        dist = _distributed()
+        if dist is None:
+            return self._post_report(metric, self._energy_j)
+        return _report_collectively(self, dist, metric)
+
+    def _post_report(self, metric: float, energy_j: float) -> tuple[bool, bool, str]:
+        body = {
+            "job_id": self._job_id,
+            "batch_size": self._batch_size,
+            "trial_number": self._trial_number,
+            "time": self._time_s,
+            "energy": energy_j,
+            "metric": metric,
+            "current_epoch": self._current_epoch,
+        }
+        answer = self._http.request("POST", "/report", json=body)
+        return (
+            bool(_field(answer, "stop_train")),
+            bool(_field(answer, "converged")),
+            str(answer.get("message", "")),
+        )
+
+    def _end_trial_as_failed(self) -> None:
+        if self._ended_on_server or self._trial_number is None:
+            return
+        self._ended_on_server = True
+        body = {
+            "job_id": self._job_id,
+            "batch_size": self._batch_size,
+            "trial_number": self._trial_number,
+        }
+        try:
+            self._http.request("PATCH", "/trials", json=body, max_retries=1)
+            logger.warning(
+                "BSO trial %d of job %r ended as failed", self._trial_number, self._job_id
+            )
+        except ZeusError as e:
+            logger.error("could not end BSO trial %d as failed: %s", self._trial_number, e)
+
+
+def _report_collectively(
+    bso: BatchSizeOptimizer, dist: Any, metric: float
+) -> tuple[bool, bool, str]:
+    """Sum energy over ranks, report from rank 0, broadcast the decision (-1: rank 0 failed)."""
+    import torch
+
+    energy = torch.tensor([bso._energy_j], dtype=torch.float64)
+    dist.all_reduce(energy, op=dist.ReduceOp.SUM)
+    decision = torch.zeros(2, dtype=torch.int64)
+    message = ""
+    error: ZeusError | None = None
+    if dist.get_rank() == 0:
+        try:
+            stop, converged, message = bso._post_report(metric, float(energy.item()))
+            decision[0], decision[1] = int(stop), int(converged)
+        except ZeusError as e:
+            decision[0], error = -1, e
+    dist.broadcast(decision, src=0)
+    if error is not None:
+        raise error
+    if int(decision[0]) < 0:
+        raise ZeusServerError("rank 0 could not report this epoch to the BSO server")
+    return bool(decision[0]), bool(decision[1]), message or "decided by rank 0"
+
+
+def broadcast_batch_size(bso: BatchSizeOptimizer) -> int:
+    """Rank 0 asks the server; every rank gets ``(batch_size, trial_number)`` and joins the trial.
+
+    Without an initialised multi-rank ``torch.distributed`` this is ``bso.get_batch_size()``.
+    """
+    dist = _distributed()
+    if dist is None:
+        return bso.get_batch_size()
+    import torch
+
+    pair = torch.zeros(2, dtype=torch.int64)
+    if dist.get_rank() == 0:
+        pair[0] = bso.get_batch_size()
+        pair[1] = bso.trial_number if bso.trial_number is not None else -1
+    dist.broadcast(pair, src=0)
+    if dist.get_rank() != 0:
+        bso.adopt_trial(int(pair[0]), int(pair[1]))
+    return int(pair[0])
+
+
+def _field(body: Any, name: str) -> Any:
+    if not isinstance(body, dict) or name not in body:
+        raise ZeusServerError(f"BSO server answer lacks field {name!r}: {body!r}")
+    return body[name]
+
+
+class _FailureGuard:
+    """Runs ``on_failure`` when the process dies: uncaught exception, SIGTERM/SIGINT, or exit.
+
+    Previous handlers are chained, never replaced: after ``on_failure`` the earlier excepthook or
+    signal handler runs (or the default action, which for SIGTERM terminates the process).
+    """
+
+    def __init__(self, on_failure: Any) -> None:
+        self._on_failure = on_failure
+        self._installed = False
+        self._prev_excepthook: Any = None
+        self._prev_signals: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if self._installed:
+            return
+        self._installed = True
+        atexit.register(self._at_exit)
+        self._prev_excepthook = sys.excepthook
+        sys.excepthook = self._excepthook
+        if threading.current_thread() is not threading.main_thread():
+            logger.debug("not on the main thread: no signal handlers for the BSO trial")
+            return
+        for sig in _HANDLED_SIGNALS:
+            self._prev_signals[sig] = signal.signal(sig, self._on_signal)
+
+    def uninstall(self) -> None:
+        if not self._installed:
+            return
+        self._installed = False
+        atexit.unregister(self._at_exit)
+        if sys.excepthook == self._excepthook:
+            sys.excepthook = self._prev_excepthook
+        for sig, prev in self._prev_signals.items():
+            if signal.getsignal(sig) == self._on_signal:
+                signal.signal(sig, prev)
+        self._prev_signals.clear()
+
+    def _at_exit(self) -> None:
+        self._on_failure()
+
+    def _excepthook(
+        self, kind: type[BaseException], value: BaseException, tb: TracebackType | None
+    ) -> None:
+        self._on_failure()
+        self._prev_excepthook(kind, value, tb)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        logger.warning("signal %d: ending the BSO trial as failed", signum)
+        self._on_failure()
+        prev = self._prev_signals.get(signum, signal.SIG_DFL)
+        self.uninstall()
+        if callable(prev):
+            prev(signum, frame)
+        elif prev == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
