@@ -1,0 +1,90 @@
+"""Contract test suites: every GPU backend and every CPU backend passes the same tests.
+
+A backend's test module subclasses `GPUContract` / `CPUContract` and provides a ``gpu`` / ``cpu``
+fixture (plus ``advance()`` to let device time pass where the fake needs it).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from zeus.device.base import CPU, GPU, CPUEnergy
+from zeus.errors import NotSupportedError, ZeusConfigError
+
+
+class GPUContract:
+    """Behaviour every `zeus.device.GPU` implementation must have."""
+
+    def advance(self) -> None:
+        """Let some device time pass (real time by default)."""
+        time.sleep(0.02)
+
+    def test_is_a_gpu(self, gpu: GPU) -> None:
+        assert isinstance(gpu, GPU)
+        assert isinstance(gpu.name, str) and gpu.name
+        assert isinstance(gpu.index, int)
+
+    def test_limits_are_ordered_whole_watts(self, gpu: GPU) -> None:
+        lo, default, hi = gpu.min_power_limit_w, gpu.default_power_limit_w, gpu.max_power_limit_w
+        assert all(isinstance(x, int) for x in (lo, default, hi))
+        assert 0 < lo < hi
+        assert lo <= default <= hi
+
+    def test_set_get_reset_power_limit(self, gpu: GPU) -> None:
+        target = gpu.min_power_limit_w
+        gpu.set_power_limit_w(target)
+        assert gpu.get_power_limit_w() == target
+        gpu.reset_power_limit()
+        assert gpu.get_power_limit_w() == gpu.default_power_limit_w
+
+    @pytest.mark.parametrize("where", ["below", "above"])
+    def test_limit_outside_range_names_the_range(self, gpu: GPU, where: str) -> None:
+        lo, hi = gpu.min_power_limit_w, gpu.max_power_limit_w
+        before = gpu.get_power_limit_w()
+        with pytest.raises(ZeusConfigError) as info:
+            gpu.set_power_limit_w(lo - 1 if where == "below" else hi + 1)
+        assert f"{lo}..{hi} W" in str(info.value)
+        assert gpu.get_power_limit_w() == before
+
+    def test_power_is_positive_watts(self, gpu: GPU) -> None:
+        watts = gpu.power_w()
+        assert isinstance(watts, float)
+        assert 0 < watts < 2000
+
+    def test_energy_counter_grows_or_is_unsupported(self, gpu: GPU) -> None:
+        if not gpu.capabilities.energy_counter:
+            with pytest.raises(NotSupportedError):
+                gpu.energy_j()
+            return
+        first = gpu.energy_j()
+        self.advance()
+        second = gpu.energy_j()
+        assert second > first
+
+    def test_synchronize_returns(self, gpu: GPU) -> None:
+        gpu.synchronize()
+        gpu.synchronize()
+
+
+class CPUContract:
+    """Behaviour every `zeus.device.CPU` implementation must have."""
+
+    def advance(self) -> None:
+        time.sleep(0.02)
+
+    def test_is_a_cpu(self, cpu: CPU) -> None:
+        assert isinstance(cpu, CPU)
+        assert isinstance(cpu.index, int)
+
+    def test_energy_is_monotonic(self, cpu: CPU) -> None:
+        first = cpu.energy()
+        assert isinstance(first, CPUEnergy)
+        self.advance()
+        second = cpu.energy()
+        assert second.package_j >= first.package_j
+        assert (first.dram_j is None) == (not cpu.has_dram)
+        if cpu.has_dram:
+            assert first.dram_j is not None and second.dram_j is not None
+            assert second.dram_j >= first.dram_j

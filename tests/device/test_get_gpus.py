@@ -1,0 +1,51 @@
+"""`get_gpus`: backend selection by argument or ZEUS_GPU, index checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from zeus.device import get_gpus
+from zeus.device.replay import ReplayGPU
+from zeus.errors import GPUNotFoundError, ZeusConfigError
+
+
+def test_replay_backend_argument() -> None:
+    gpus = get_gpus(backend="replay:a40-resnet50")
+    assert len(gpus) == 1
+    assert isinstance(gpus[0], ReplayGPU) and gpus[0].index == 0
+
+
+def test_replay_backend_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZEUS_GPU", "replay:a40-resnet50-x4:4")
+    gpus = get_gpus()
+    assert [g.index for g in gpus] == [0, 1, 2, 3]
+    assert gpus[3].power_w() != gpus[0].power_w()  # per-GPU figures of the multi-GPU log
+
+
+def test_indices_select_replay_gpus() -> None:
+    gpus = get_gpus([2, 0], backend="replay:v100-resnet50:3")
+    assert [g.index for g in gpus] == [2, 0]
+
+
+def test_missing_index_names_the_allowed_ones() -> None:
+    with pytest.raises(GPUNotFoundError, match=r"0\.\.1"):
+        get_gpus([5], backend="replay:v100-resnet50:2")
+
+
+def test_none_backend() -> None:
+    assert get_gpus(backend="none") == []
+    with pytest.raises(GPUNotFoundError):
+        get_gpus([0], backend="none")
+
+
+@pytest.mark.parametrize(
+    "spec", ["cuda", "replay:", "replay:a40-resnet50:0", "replay:a40-resnet50:x"]
+)
+def test_bad_backend_names_the_allowed_values(spec: str) -> None:
+    with pytest.raises(ZeusConfigError, match="replay:<profile>"):
+        get_gpus(backend=spec)
+
+
+def test_unset_never_silently_replays() -> None:
+    # No NVIDIA GPU on the test machine: unset means no GPUs at all, not a replay GPU.
+    assert all(not isinstance(g, ReplayGPU) for g in get_gpus())

@@ -1,0 +1,183 @@
+"""`PowerMonitor`: samples GPU power in a background thread into a timeline and/or a CSV log.
+
+The CSV has one row per GPU per sample: ``timestamp_s,gpu,power_w`` (Unix time in seconds, GPU
+index, watts). `zeus.analyze` integrates such logs; `ZeusMonitor` uses the timeline for GPUs that have
+no energy counter.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TextIO
+
+from zeus.device.base import GPU
+from zeus.errors import ZeusConfigError, ZeusDeviceError, check_range
+
+logger = logging.getLogger(__name__)
+
+CSV_HEADER = ("timestamp_s", "gpu", "power_w")
+
+Sample = tuple[float, float]
+"""(Unix time in seconds, watts)."""
+
+
+def _interpolate_w(a: Sample, b: Sample, t: float) -> float:
+    if b[0] == a[0]:
+        return (a[1] + b[1]) / 2
+    return a[1] + (b[1] - a[1]) * (t - a[0]) / (b[0] - a[0])
+
+
+def integrate_j(samples: Sequence[Sample], start_s: float, end_s: float) -> float:
+    """Trapezoid-rule energy of time-sorted ``samples`` over [start_s, end_s].
+
+    Edges falling between two samples are interpolated; outside the samples' span the nearest sample
+    is held. Needs at least one sample (with one sample the power is taken as constant).
+    """
+    if not samples:
+        raise ZeusConfigError("cannot integrate power: no samples")
+    if end_s <= start_s:
+        return 0.0
+    times = [s[0] for s in samples]
+    lo = bisect.bisect_right(times, start_s)
+    hi = bisect.bisect_left(times, end_s)
+    points: list[Sample] = [(start_s, _power_at(samples, lo, start_s))]
+    points.extend(samples[lo:hi])
+    points.append((end_s, _power_at(samples, hi, end_s)))
+    return sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in itertools.pairwise(points))
+
+
+def _power_at(samples: Sequence[Sample], i: int, t: float) -> float:
+    """Power at time ``t`` where ``i`` is its insertion point among the sample times."""
+    if i == 0:
+        return samples[0][1]
+    if i >= len(samples):
+        return samples[-1][1]
+    return _interpolate_w(samples[i - 1], samples[i], t)
+
+
+class PowerMonitor:
+    """Background power sampler: ``timeline()``, ``energy_j(start, end)``, optional CSV log."""
+
+    def __init__(
+        self,
+        gpus: Sequence[GPU] | None = None,
+        interval_s: float = 0.1,
+        csv_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        check_range("interval_s", interval_s, gt=0, le=3600)
+        if gpus is None:
+            from zeus.device import get_gpus
+
+            gpus = get_gpus()
+        self.gpus = list(gpus)
+        self.interval_s = interval_s
+        self.csv_path = Path(csv_path) if csv_path is not None else None
+        self._timeline: dict[int, list[Sample]] = {g.index: [] for g in self.gpus}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._csv_file: TextIO | None = None
+        self._csv: csv.writer | None = None  # type: ignore[valid-type]
+        self._failure: BaseException | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> PowerMonitor:
+        if self._thread is not None:
+            raise ZeusConfigError("PowerMonitor already started; call stop() before start()")
+        if self.csv_path is not None:
+            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+            self._csv_file = self.csv_path.open("w", newline="")
+            self._csv = csv.writer(self._csv_file)
+            self._csv.writerow(CSV_HEADER)
+        self._stop.clear()
+        self.sample_once()  # a first sample right away, so short runs have data
+        self._thread = threading.Thread(target=self._run, name="zeus-power-monitor", daemon=True)
+        self._thread.start()
+        logger.debug("power monitor started: %d GPUs every %.3f s", len(self.gpus), self.interval_s)
+        return self
+
+    def stop(self) -> None:
+        """Stop sampling (takes a last sample) and close the CSV. Safe to call twice."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        if self._failure is None:
+            self.sample_once()
+        if self._csv_file is not None:
+            self._csv_file.close()
+            self._csv_file = None
+            self._csv = None
+        if self._failure is not None:
+            raise ZeusDeviceError(f"power sampling failed: {self._failure}") from self._failure
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def __enter__(self) -> PowerMonitor:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        next_s = time.monotonic() + self.interval_s
+        while not self._stop.wait(max(0.0, next_s - time.monotonic())):
+            try:
+                self.sample_once()
+            except Exception as e:  # reported by stop(); a sampler must not die silently
+                logger.error("power sampling failed: %s", e)
+                self._failure = e
+                return
+            next_s += self.interval_s
+            if next_s < time.monotonic():  # fell behind (suspended?): skip, do not burst
+                next_s = time.monotonic() + self.interval_s
+
+    # -- samples -----------------------------------------------------------------------------------
+
+    def sample_once(self) -> None:
+        """Read every GPU's power now and record it."""
+        now_s = time.time()
+        readings = [(g.index, g.power_w()) for g in self.gpus]
+        with self._lock:
+            for index, watts in readings:
+                self._timeline[index].append((now_s, watts))
+            if self._csv is not None:
+                self._csv.writerows((f"{now_s:.6f}", i, f"{w:.3f}") for i, w in readings)
+                assert self._csv_file is not None
+                self._csv_file.flush()
+
+    def timeline(self) -> dict[int, list[Sample]]:
+        """A copy of the samples so far: GPU index -> [(Unix time s, W), ...]."""
+        with self._lock:
+            return {i: list(samples) for i, samples in self._timeline.items()}
+
+    def energy_j(self, start_s: float, end_s: float) -> dict[int, float]:
+        """Energy per GPU between two Unix times, by the trapezoid rule over the timeline."""
+        with self._lock:
+            return {i: integrate_j(s, start_s, end_s) for i, s in self._timeline.items() if s}
+
+    def discard_before(self, t_s: float) -> None:
+        """Forget samples older than ``t_s`` (keeping one before it for interpolation)."""
+        with self._lock:
+            for samples in self._timeline.values():
+                cut = bisect.bisect_left([s[0] for s in samples], t_s) - 1
+                if cut > 0:
+                    del samples[:cut]
