@@ -29,7 +29,7 @@ MAX_MEASURE = 1e18
 GPU_FIELDS = ("max_power", "number_of_gpus", "gpu_model")
 
 
-def _storable_text(value: str) -> str:
+def storable_text(value: str) -> str:
     """Reject text a database cannot store: NUL/control characters and unencodable surrogates."""
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise ZeusConfigError("must not contain control characters")
@@ -40,7 +40,7 @@ def _storable_text(value: str) -> str:
     return value
 
 
-StorableText = Annotated[str, AfterValidator(_storable_text)]
+StorableText = Annotated[str, AfterValidator(storable_text)]
 JobId = Annotated[StorableText, Field(min_length=1, max_length=MAX_JOB_ID_LEN)]
 Int64 = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
 PositiveInt64 = Annotated[int, Field(gt=0, le=INT64_MAX)]

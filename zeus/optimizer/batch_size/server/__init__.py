@@ -1,1 +1,6 @@
-"""zeus.optimizer.batch_size.server"""
+"""The batch size optimizer server: ``create_app(settings)``; run it with ``zeus serve``."""
+
+from zeus.optimizer.batch_size.server.app import create_app
+from zeus.optimizer.batch_size.server.settings import ServerSettings
+
+__all__ = ["ServerSettings", "create_app"]
