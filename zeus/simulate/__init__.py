@@ -1,1 +1,27 @@
-"""zeus.simulate"""
+"""Trace-driven simulation of Zeus's policies on the published traces (or your own)."""
+
+from zeus.simulate.simulator import HistoryEntry, SimulationError, Simulator
+from zeus.simulate.traces import (
+    GPUS,
+    WORKLOADS,
+    PowerTrace,
+    TrainTrace,
+    Workload,
+    load_power_trace,
+    load_train_trace,
+    workload,
+)
+
+__all__ = [
+    "GPUS",
+    "WORKLOADS",
+    "HistoryEntry",
+    "PowerTrace",
+    "SimulationError",
+    "Simulator",
+    "TrainTrace",
+    "Workload",
+    "load_power_trace",
+    "load_train_trace",
+    "workload",
+]

@@ -1,0 +1,116 @@
+"""Many simulations at once: workloads × GPUs × seeds, in parallel worker processes.
+
+Traces are parsed once in the parent; forked workers inherit them. One task is one (workload, GPU,
+seed) so the progress callback ticks evenly.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from zeus.errors import ZeusConfigError
+from zeus.policy import (
+    BatchSizeOptimizer,
+    DefaultBatchSizeOptimizer,
+    GridSearchBatchSizeOptimizer,
+    JITPowerLimitOptimizer,
+    PruningGTSBatchSizeOptimizer,
+)
+from zeus.simulate.report import Metrics, metrics
+from zeus.simulate.simulator import Simulator, check_knobs
+from zeus.simulate.traces import GPUS, load_power_trace, load_train_trace, workload
+
+POLICIES = ("pruning-gts", "default", "grid-search")
+
+
+def make_batch_size_optimizer(policy: str, seed: int) -> BatchSizeOptimizer:
+    """A built-in batch-size policy by name (see ``POLICIES``)."""
+    if policy == "pruning-gts":
+        return PruningGTSBatchSizeOptimizer(seed=seed)
+    if policy == "default":
+        return DefaultBatchSizeOptimizer()
+    if policy == "grid-search":
+        return GridSearchBatchSizeOptimizer()
+    raise ZeusConfigError(f"unknown policy {policy!r}; valid: {', '.join(POLICIES)}")
+
+
+@dataclass(frozen=True)
+class Task:
+    dataset: str
+    gpu: str
+    seed: int
+    policy: str = "pruning-gts"
+    eta_knob: float = 0.5
+    beta_knob: float = 2.0
+
+
+@dataclass(frozen=True)
+class CellResult:
+    task: Task
+    metrics: Metrics
+
+
+def run_task(task: Task) -> CellResult:
+    """One simulation of a published workload with its default job, and its metrics."""
+    sim = Simulator(
+        None,
+        task.gpu,
+        make_batch_size_optimizer(task.policy, task.seed),
+        JITPowerLimitOptimizer(),
+        seed=task.seed,
+    )
+    job = workload(task.dataset).job()
+    history = sim.simulate_one_job(job, beta_knob=task.beta_knob, eta_knob=task.eta_knob)
+    return CellResult(task, metrics(sim.table(job), history, task.eta_knob))
+
+
+def tasks(
+    datasets: Iterable[str],
+    gpus: Iterable[str],
+    seeds: Iterable[int],
+    policy: str = "pruning-gts",
+    eta_knob: float = 0.5,
+    beta_knob: float = 2.0,
+) -> list[Task]:
+    """Validated tasks (names checked before anything runs)."""
+    check_knobs(beta_knob, eta_knob)
+    if policy not in POLICIES:
+        raise ZeusConfigError(f"unknown policy {policy!r}; valid: {', '.join(POLICIES)}")
+    datasets, gpus = list(datasets), list(gpus)
+    for d in datasets:
+        workload(d)
+    for g in gpus:
+        if g not in GPUS:
+            raise ZeusConfigError(f"unknown GPU {g!r}; valid: {', '.join(GPUS)}")
+    return [
+        Task(d, g, s, policy, eta_knob, beta_knob) for d in datasets for g in gpus for s in seeds
+    ]
+
+
+def run_sweep(
+    todo: list[Task],
+    processes: int | None = None,
+    on_result: Callable[[CellResult], None] | None = None,
+) -> list[CellResult]:
+    """Run every task, in ``processes`` workers (default: all CPUs); results in task order."""
+    load_train_trace()
+    for g in {t.gpu for t in todo}:
+        load_power_trace(g)  # parse once; forked workers inherit the caches
+    processes = processes or os.cpu_count() or 1
+    results: dict[Task, CellResult] = {}
+    if processes == 1 or len(todo) == 1:
+        for t in todo:
+            results[t] = r = run_task(t)
+            if on_result:
+                on_result(r)
+    else:
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        with ctx.Pool(processes) as pool:
+            for r in pool.imap_unordered(run_task, todo, chunksize=4):
+                results[r.task] = r
+                if on_result:
+                    on_result(r)
+    return [results[t] for t in todo]
