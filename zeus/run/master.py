@@ -27,6 +27,7 @@ from zeus.cost import check_eta, zeus_cost
 from zeus.errors import ZeusConfigError, ZeusError, check_range
 from zeus.job import Job
 from zeus.policy.base import BatchSizeOptimizer
+from zeus.policy.lr_scaling import Rule, rule_for_optimizer, scale_lr
 from zeus.run.history import RecurrenceSummary, RunRecord, SeriesState, load_series, save_series
 from zeus.run.launch import ZeusRunEnv, check_template, fill_template, format_lr, launch
 
@@ -64,16 +65,6 @@ def job_from_json(data: Mapping[str, Any]) -> Job:
     return Job(**data)
 
 
-def scaled_learning_rate(
-    optimizer: str, lr0: float | None, b0: int, batch_size: int
-) -> float | None:
-    """TEMPORARY until zeus.policy.lr_scaling lands."""
-    if lr0 is None:
-        return None
-    ratio = batch_size / b0
-    return lr0 * (ratio if optimizer.lower() == "sgd" else math.sqrt(ratio))
-
-
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "job"
 
@@ -92,6 +83,8 @@ class ZeusMaster:
         profile_params: ``(warmup, measure)`` steps per power limit for the job's JIT profiling.
         use_optimal_pl: False makes the job only observe and recommend power limits.
         seed: base of each run's ``{seed}`` (run ``i`` gets ``seed + i``).
+        lr_rule: learning-rate scaling rule (``"sqrt"``, ``"linear"``, ``"none"``); None = by
+            ``job.optimizer`` (square root for Adam-family, linear for SGD).
         env: extra environment variables for every run (e.g. ``ZEUS_GPU``).
         echo: called with every output line of the runs (e.g. to show them on the terminal).
         listener: progress events.
@@ -109,6 +102,7 @@ class ZeusMaster:
         profile_params: tuple[int, int] | None = None,
         use_optimal_pl: bool = True,
         seed: int = 0,
+        lr_rule: Rule | None = None,
         env: Mapping[str, str] | None = None,
         echo: Callable[[str], None] | None = None,
         listener: MasterListener | None = None,
@@ -131,6 +125,7 @@ class ZeusMaster:
         self.profile_params = profile_params
         self.use_optimal_pl = use_optimal_pl
         self.seed = seed
+        self.lr_rule = lr_rule
         self.env = dict(env or {})
         self.echo = echo
         self.listener = listener or MasterListener()
@@ -178,6 +173,8 @@ class ZeusMaster:
             raise ZeusConfigError(
                 f"Job.default_bs {job.default_bs} must be one of batch_sizes {sorted(batch_sizes)}"
             )
+        if job.default_lr is not None and self.lr_rule is None:
+            rule_for_optimizer(job.optimizer)  # fail now, not after the first run
         if job.workdir is not None and not Path(job.workdir).is_dir():
             raise ZeusConfigError(f"Job.workdir {job.workdir!r} is not a directory")
 
@@ -236,7 +233,15 @@ class ZeusMaster:
             )
         run_index = len(state.runs)
         job_id = f"{_safe_name(job.name)}-r{recurrence:03d}-t{try_number:02d}-{run_index:04d}"
-        lr = scaled_learning_rate(job.optimizer, job.default_lr, job.default_bs, batch_size)
+        lr = None
+        if job.default_lr is not None:
+            lr = scale_lr(
+                job.default_lr,
+                job.default_bs,
+                batch_size,
+                optimizer=job.optimizer,
+                rule=self.lr_rule,
+            )
         seed = self.seed + run_index
         assert job.command is not None
         command = fill_template(
