@@ -11,8 +11,10 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +30,9 @@ from zeus.simulate.traces import (
     load_power_trace,
     load_train_trace,
 )
+
+if TYPE_CHECKING:
+    from zeus.simulate.groups import Group, GroupHistoryEntry, GroupJob
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +161,26 @@ class Simulator:
         for rec in range(n):
             run.recurrence(rec)
         return run.history
+
+    def simulate_one_alibaba_group(
+        self,
+        job: Job,
+        group: Group | Sequence[GroupJob],
+        beta_knob: float = 2.0,
+        eta_knob: float = 0.5,
+    ) -> list[GroupHistoryEntry]:
+        """Every run of the jobs of one cluster group, in end-time order (see `zeus.simulate.groups`)."""
+        from zeus.simulate.groups import Group, simulate_group
+
+        check_knobs(beta_knob, eta_knob)
+        if not isinstance(group, Group):
+            group = Group("group", job.dataset, tuple(sorted(group, key=lambda j: j.start_time)))
+        elif group.dataset != job.dataset:
+            raise ZeusConfigError(f"group {group.name} is of {group.dataset}, not of {job.dataset}")
+        if not group.jobs:
+            raise ZeusConfigError(f"group {group.name} has no jobs")
+        run = _JobRun(self, self.table(job), eta_knob, beta_knob)
+        return simulate_group(run, group)
 
 
 def _opt_str(path: str | Path | None) -> str | None:
