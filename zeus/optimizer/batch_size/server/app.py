@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -138,15 +139,26 @@ def _install_handlers(app: FastAPI) -> None:
 
 
 def _plain_errors(errors: Any) -> list[dict[str, Any]]:
-    """FastAPI's validation details, with exception objects in ``ctx`` turned into text."""
+    """FastAPI's validation details as plain JSON: exceptions in ``ctx`` and NaN/inf become text."""
     plain = []
     for error in errors:
         item = {k: v for k, v in error.items() if k not in ("ctx", "url")}
         if "ctx" in error:
             item["ctx"] = {k: str(v) for k, v in error["ctx"].items()}
-        plain.append(item)
-    result: list[dict[str, Any]] = json.loads(json.dumps(plain, default=str))
-    return result
+        plain.append(_json_safe(item))
+    return plain
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 def create_app(
