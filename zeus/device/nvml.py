@@ -66,16 +66,31 @@ def _init(pynvml: Any) -> None:
 
 
 @functools.cache
-def nvml_available() -> bool:
-    """Whether NVML loads and reports at least one GPU. Cached: probed once per process."""
+def _probe() -> tuple[bool, str]:
     try:
         pynvml = _import_pynvml()
         _init(pynvml)
         count = int(_nvml_call(pynvml, "counting GPUs", pynvml.nvmlDeviceGetCount))
-    except (ImportError, ZeusDeviceError, OSError) as e:
-        logger.debug("NVML unavailable: %s", e)
-        return False
-    return count > 0
+    except ImportError as e:
+        return False, f"nvidia-ml-py is not installed ({e})"
+    except (ZeusDeviceError, OSError) as e:
+        return False, str(e)
+    if count == 0:
+        return False, "NVML reports no GPU"
+    return True, f"NVML reports {count} GPU(s)"
+
+
+def nvml_available() -> bool:
+    """Whether NVML loads and reports at least one GPU. Probed once per process (cached)."""
+    available, reason = _probe()
+    if not available:
+        logger.debug("NVML unavailable: %s", reason)
+    return available
+
+
+def nvml_status() -> str:
+    """Why NVML is or is not usable, in words (for ``zeus show-env``)."""
+    return _probe()[1]
 
 
 def _mw_to_w(milliwatts: Any) -> int:

@@ -225,7 +225,7 @@ def load_profile(name: str) -> ReplayProfile:
     examples = ", ".join(n for n in list_profiles() if "-bs" not in n)
     raise ZeusConfigError(
         f"replay profile {name!r} does not exist; allowed: {examples}, or "
-        f"'<gpu>-<dataset>-<network>-bs<N>' from the power traces (`zeus show-env` lists all)"
+        f"'<gpu>-<dataset>-<network>-bs<N>' from the power traces (`zeus show-env --profiles` lists all)"
     )
 
 

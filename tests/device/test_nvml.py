@@ -1,0 +1,142 @@
+"""NVML backend against a fake NVML module object: contract, visibility, errors, permissions."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.device.contract import GPUContract
+from tests.device.fake_nvml import FakeBoard, FakeMig, FakeNVML
+from zeus.device.nvml import NVMLGPU, nvml_gpus
+from zeus.errors import (
+    GPUNotFoundError,
+    NotSupportedError,
+    ZeusConfigError,
+    ZeusDeviceError,
+    ZeusPermissionError,
+)
+
+
+def _boards(n: int = 3) -> list[FakeBoard]:
+    return [FakeBoard(uuid=f"GPU-{i}aaa-{i}", power_mw=200_000 + 10_000 * i) for i in range(n)]
+
+
+class TestNVMLContract(GPUContract):
+    @pytest.fixture
+    def gpu(self) -> NVMLGPU:
+        self.nvml = FakeNVML(_boards(1))
+        return nvml_gpus(pynvml=self.nvml)[0]
+
+    def advance(self) -> None:
+        self.nvml.tick(0.5)
+
+
+class TestPreVoltaContract(GPUContract):
+    @pytest.fixture
+    def gpu(self) -> NVMLGPU:
+        return nvml_gpus(pynvml=FakeNVML([FakeBoard(uuid="GPU-p100", arch=4)]))[0]
+
+
+def test_units_are_watts_and_joules() -> None:
+    nvml = FakeNVML(_boards(1))
+    (gpu,) = nvml_gpus(pynvml=nvml)
+    assert gpu.power_w() == 200.0
+    assert (gpu.min_power_limit_w, gpu.max_power_limit_w, gpu.default_power_limit_w) == (
+        100,
+        400,
+        400,
+    )
+    before = gpu.energy_j()
+    nvml.tick(2.0)
+    assert gpu.energy_j() - before == pytest.approx(400.0)
+    gpu.set_power_limit_w(250)
+    assert nvml.boards[0].limit_mw == 250_000
+
+
+def test_cuda_visible_devices_indices_reorder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,0")
+    gpus = nvml_gpus(pynvml=FakeNVML(_boards()))
+    assert [g.uuid for g in gpus] == ["GPU-2aaa-2", "GPU-0aaa-0"]
+    assert [g.index for g in gpus] == [0, 1]
+    assert gpus[0].power_w() == 220.0
+
+
+def test_cuda_visible_devices_uuid_prefix_and_mig(monkeypatch: pytest.MonkeyPatch) -> None:
+    boards = _boards()
+    boards[1].migs.append(FakeMig(uuid="MIG-abc", parent=boards[1]))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-abc,GPU-0aaa")
+    gpus = nvml_gpus(pynvml=FakeNVML(boards))
+    assert [g.uuid for g in gpus] == ["MIG-abc", "GPU-0aaa-0"]
+    assert gpus[0].power_w() == 210.0  # the MIG device reports its board's power
+
+
+def test_invalid_visible_entry_truncates_like_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,7,0")
+    gpus = nvml_gpus(pynvml=FakeNVML(_boards()))
+    assert [g.uuid for g in gpus] == ["GPU-1aaa-1"]
+
+
+def test_missing_index_names_visible_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(GPUNotFoundError, match=r"visible indices .*: 0\.\.1"):
+        nvml_gpus([2], pynvml=FakeNVML(_boards()))
+
+
+def test_no_visible_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert nvml_gpus(pynvml=FakeNVML(_boards())) == []
+    with pytest.raises(GPUNotFoundError, match="no visible GPU"):
+        nvml_gpus([0], pynvml=FakeNVML(_boards()))
+
+
+def test_permission_denied_is_reported_not_crashed() -> None:
+    board = FakeBoard(uuid="GPU-x", may_set_limit=False)
+    (gpu,) = nvml_gpus(pynvml=FakeNVML([board]))
+    assert gpu.capabilities.set_power_limit is False
+    assert gpu.set_power_limit_denied_reason is not None
+    assert "CAP_SYS_ADMIN" in gpu.set_power_limit_denied_reason
+    with pytest.raises(ZeusPermissionError, match="permission denied"):
+        gpu.set_power_limit_w(200)
+
+
+def test_permission_probe_writes_back_the_current_limit() -> None:
+    nvml = FakeNVML([FakeBoard(uuid="GPU-x", limit_mw=300_000)])
+    (gpu,) = nvml_gpus(pynvml=nvml)
+    assert gpu.capabilities.set_power_limit is True
+    assert nvml.set_calls == [("GPU-x", 300_000)]
+    assert gpu.set_power_limit_denied_reason is None
+
+
+def test_limit_not_supported() -> None:
+    (gpu,) = nvml_gpus(pynvml=FakeNVML([FakeBoard(uuid="GPU-x", limit_supported=False)]))
+    assert gpu.capabilities.set_power_limit is False
+    assert "does not support" in (gpu.set_power_limit_denied_reason or "")
+
+
+def test_pre_volta_has_no_counter() -> None:
+    (gpu,) = nvml_gpus(pynvml=FakeNVML([FakeBoard(uuid="GPU-p", arch=4)]))
+    assert gpu.capabilities.energy_counter is False
+    with pytest.raises(NotSupportedError, match="Volta"):
+        gpu.energy_j()
+
+
+def test_out_of_range_limit_is_config_error_not_nvml_call() -> None:
+    nvml = FakeNVML(_boards(1))
+    (gpu,) = nvml_gpus(pynvml=nvml)
+    with pytest.raises(ZeusConfigError, match=r"100\.\.400 W"):
+        gpu.set_power_limit_w(450)
+    assert nvml.set_calls == []
+
+
+def test_unknown_nvml_error_becomes_device_error() -> None:
+    class Broken(FakeNVML):
+        def nvmlDeviceGetPowerUsage(self, board: FakeBoard) -> int:
+            raise self.NVMLError(self.NVML_ERROR_UNKNOWN)
+
+    (gpu,) = nvml_gpus(pynvml=Broken(_boards(1)))
+    with pytest.raises(ZeusDeviceError, match="GPU 0: reading power"):
+        gpu.power_w()
+
+
+def test_bytes_names_are_decoded() -> None:
+    (gpu,) = nvml_gpus(pynvml=FakeNVML([FakeBoard(uuid="GPU-b", name=b"Tesla V100-SXM2-32GB")]))
+    assert gpu.name == "Tesla V100-SXM2-32GB"
