@@ -157,3 +157,10 @@ def test_explicit_profile_object(tmp_path: Path) -> None:
     gpu.set_power_limit_w(65)
     assert gpu.power_w() == pytest.approx(57.5)
     assert gpu.rel_step_time() == pytest.approx(1.25)
+
+
+def test_deleting_the_state_file_resets_to_default(tmp_path: Path) -> None:
+    gpu = ReplayGPU("a40-resnet50", state_dir=tmp_path)
+    gpu.set_power_limit_w(125)
+    gpu.state_file.unlink()
+    assert gpu.get_power_limit_w() == 300

@@ -253,6 +253,7 @@ class ReplayGPU:
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
         self._index = index
         self._state_file = replay_state_dir(state_dir) / f"{self.profile.name}-gpu{index}.json"
+        self._state_path = str(self._state_file)  # os.stat on a str is the cheapest check
         self._lock = threading.Lock()
         self._state_mtime_ns = -1
         self._limit_w = self.profile.default_power_limit_w
@@ -325,8 +326,12 @@ class ReplayGPU:
     def _refresh_limit(self) -> None:
         """Pick up a limit set by another process (cheap: one stat when nothing changed)."""
         try:
-            mtime_ns = self._state_file.stat().st_mtime_ns
+            mtime_ns = os.stat(self._state_path).st_mtime_ns
         except FileNotFoundError:
+            if self._state_mtime_ns != -1:  # state deleted: back to the default, like a reset
+                self._state_mtime_ns = -1
+                self._advance_energy(time.monotonic())
+                self._limit_w = self.profile.default_power_limit_w
             return
         if mtime_ns == self._state_mtime_ns:
             return
