@@ -86,6 +86,11 @@ class PruningGTSState:
     min_cost_bs: int | None = None
     rng_state: dict[str, Any] = field(default_factory=dict)
     _rng: np.random.Generator | None = field(default=None, repr=False, compare=False)
+    # Welford running (count, mean, M2) of each arm's costs: costs only grow, so the statistics
+    # extend in O(1) and a state rebuilt from JSON recomputes exactly the same numbers.
+    _stats: dict[int, tuple[int, float, float]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def rng(self) -> np.random.Generator:
@@ -310,23 +315,43 @@ def _thompson_sample(state: PruningGTSState) -> int:
     fewest = min(counts)
     if fewest < need:
         return arms[counts.index(fewest)]
-    means = np.empty(len(arms))
-    stds = np.empty(len(arms))
-    for i, b in enumerate(arms):
-        means[i], stds[i] = _posterior(state, state.costs[b])
-    samples = means + stds * state.rng.standard_normal(len(arms))
-    return arms[int(np.argmax(samples))]
+    noise = state.rng.standard_normal(len(arms)).tolist()
+    best, best_sample = arms[0], -math.inf
+    for b, z in zip(arms, noise, strict=True):
+        mean, std = _posterior(state, b)
+        if mean + std * z > best_sample:
+            best, best_sample = b, mean + std * z
+    return best
 
 
-def _posterior(state: PruningGTSState, costs: list[float]) -> tuple[float, float]:
-    """Posterior mean and standard deviation of an arm's mean reward (reward = -cost)."""
-    window = costs[-state.window_size :] if state.window_size else costs
-    n = len(window)
-    mean = -sum(window) / n
-    var = sum((-c - mean) ** 2 for c in window) / n
-    if var == 0.0:  # identical rewards: the arm's mean is known exactly
-        return mean, 0.0
+def _welford(stats: tuple[int, float, float], values: list[float]) -> tuple[int, float, float]:
+    n, mean, m2 = stats
+    for x in values:
+        n += 1
+        delta = x - mean
+        mean += delta / n
+        m2 += delta * (x - mean)
+    return n, mean, m2
+
+
+def _cost_stats(state: PruningGTSState, b: int) -> tuple[int, float, float]:
+    """(count, mean, variance) of the costs of ``b`` in the window (all when window_size = 0)."""
+    costs = state.costs[b]
+    if state.window_size and len(costs) > state.window_size:
+        n, mean, m2 = _welford((0, 0.0, 0.0), costs[-state.window_size :])
+    else:
+        cached = state._stats.get(b, (0, 0.0, 0.0))
+        n, mean, m2 = _welford(cached, costs[cached[0] :])
+        state._stats[b] = (n, mean, m2)
+    return n, mean, m2 / n
+
+
+def _posterior(state: PruningGTSState, b: int) -> tuple[float, float]:
+    """Posterior mean and standard deviation of arm ``b``'s mean reward (reward = -cost)."""
+    n, mean_cost, var = _cost_stats(state, b)
+    if var <= 0.0:  # identical rewards: the arm's mean is known exactly
+        return -mean_cost, 0.0
     reward_prec = 1.0 / var
     post_prec = state.prior_precision + n * reward_prec
-    post_mean = (state.prior_precision * state.prior_mean + reward_prec * -sum(window)) / post_prec
+    post_mean = (state.prior_precision * state.prior_mean - reward_prec * n * mean_cost) / post_prec
     return post_mean, 1.0 / math.sqrt(post_prec)

@@ -131,7 +131,7 @@ class Simulator:
     def table(self, job: Job) -> WorkloadTable:
         """The joined arrays of ``job`` on this GPU (cached); validates that b0 can reach the target."""
         if job not in self._tables:
-            table = build_table(job, self.train, self.power)
+            table = _cached_table(job, self.train, self.power)
             b0 = table.job.default_bs
             runs = table.run_epochs[table.index(b0)]
             if not np.any(runs <= job.max_epochs):
@@ -183,6 +183,30 @@ class Simulator:
         return simulate_group(run, group)
 
 
+# Tables of traces that stay alive (the bundled ones are cached): simulations of the same job on the
+# same GPU, e.g. one per seed in a sweep, share them. The value keeps the traces alive so ids stay valid.
+_TABLES: dict[tuple[Job, int, int], tuple[WorkloadTable, TrainTrace, PowerTrace]] = {}
+_ARRAYS: dict[tuple[int, float], tuple[_Arrays, WorkloadTable]] = {}
+
+
+def _cached_table(job: Job, train: TrainTrace, power: PowerTrace) -> WorkloadTable:
+    key = (job, id(train), id(power))
+    if key not in _TABLES:
+        if len(_TABLES) > 256:
+            _TABLES.clear()
+        _TABLES[key] = (build_table(job, train, power), train, power)
+    return _TABLES[key][0]
+
+
+def _cached_arrays(table: WorkloadTable, eta_knob: float) -> _Arrays:
+    key = (id(table), eta_knob)
+    if key not in _ARRAYS or _ARRAYS[key][1] is not table:
+        if len(_ARRAYS) > 256:
+            _ARRAYS.clear()
+        _ARRAYS[key] = (_arrays(table, eta_knob), table)
+    return _ARRAYS[key][0]
+
+
 def _opt_str(path: str | Path | None) -> str | None:
     return None if path is None else str(path)
 
@@ -195,7 +219,7 @@ class _JobRun:
     ) -> None:
         self.table = table
         self.job = table.job
-        self.arrays = _arrays(table, eta_knob)
+        self.arrays = _cached_arrays(table, eta_knob)
         self.eta_knob = eta_knob
         self.beta_knob = beta_knob
         self.bso = copy.deepcopy(sim.bso)

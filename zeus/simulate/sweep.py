@@ -114,3 +114,30 @@ def run_sweep(
                 if on_result:
                     on_result(r)
     return [results[t] for t in todo]
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One simulation's metrics as a flat row (the columns of the reference per-seed CSV and more)."""
+
+    gpu: str
+    workload: str
+    seed: int
+    policy: str
+    n_recurrence: int
+    last10_energy_saving: float
+    last10_time_change: float
+    all_energy_saving: float
+    all_time_change: float
+    cum_regret_norm: float
+    default_cum_regret_norm: float
+    conv_rec: int | None
+
+    @classmethod
+    def of(cls, r: CellResult) -> SweepRow:
+        m = r.metrics
+        return cls(
+            r.task.gpu, r.task.dataset, r.task.seed, r.task.policy, m.num_recurrence,
+            m.last10_energy_saving, m.last10_time_change, m.all_energy_saving,
+            m.all_time_change, m.cum_regret, m.default_cum_regret, m.conv_rec,
+        )  # fmt: skip

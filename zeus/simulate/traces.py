@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -120,15 +120,23 @@ class TrainTrace:
 
     source: str
     rows: tuple[tuple[str, str, str, int, float, float], ...]  # ds, net, opt, bs, target, epoch
+    _by_workload: dict[tuple[str, str, str], list[tuple[int, float, float]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        by_workload: dict[tuple[str, str, str], list[tuple[int, float, float]]] = {}
+        for ds, net, opt, bs, target, epoch in self.rows:
+            by_workload.setdefault((ds, net, opt), []).append((bs, target, epoch))
+        self._by_workload.update(by_workload)
 
     def target_epochs(self, job: Job) -> dict[int, FloatArray]:
         """Per batch size, the target epoch of every run of ``job`` at its target metric."""
         key = (job.dataset, job.network, job.optimizer)
         found: dict[int, list[float]] = {}
         targets: set[float] = set()
-        for ds, net, opt, bs, target, epoch in self.rows:
-            if (ds, net, opt) != key:
-                continue
+        rows: list[tuple[int, float, float]] = self._by_workload.get(key, [])
+        for bs, target, epoch in rows:
             targets.add(target)
             if math.isclose(target, job.target_metric, rel_tol=1e-9, abs_tol=1e-12):
                 found.setdefault(bs, []).append(epoch)
