@@ -28,7 +28,7 @@ def _change(x: float) -> str:
 
 def _console() -> Console:
     """Rich console; wide enough for the tables when output is not a terminal (files, pipes)."""
-    console = _console()
+    console = Console()
     return console if console.is_terminal else Console(width=140)
 
 
