@@ -1,0 +1,107 @@
+"""Helpers for power-limit optimizer tests: a tiny training loop and a read-only GPU."""
+
+from __future__ import annotations
+
+import time
+
+from zeus.device.base import GPUCapabilities
+from zeus.device.replay import ReplayGPU
+from zeus.errors import ZeusPermissionError
+from zeus.monitor import ZeusMonitor
+from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer
+
+STEP_WORK_S = 0.002
+"""CPU work per training step; the replay GPU stretches it by the limit's relative step time."""
+
+
+def replay_monitor(*gpus: ReplayGPU | ReadOnlyGPU) -> ZeusMonitor:
+    return ZeusMonitor(gpus=list(gpus), cpus=[], sync_execution_with=lambda: None)
+
+
+def train(
+    plo: GlobalPowerLimitOptimizer,
+    epochs: int,
+    steps_per_epoch: int,
+    *,
+    work_s: float = STEP_WORK_S,
+    end: bool = True,
+) -> None:
+    """A training loop that calls every hook the way the docs tell users to."""
+    plo.on_train_begin()
+    for _ in range(epochs):
+        plo.on_epoch_begin()
+        for _ in range(steps_per_epoch):
+            plo.on_step_begin()
+            time.sleep(work_s)
+            plo.on_step_end()
+        plo.on_epoch_end()
+    if end:
+        plo.on_train_end()
+
+
+class ReadOnlyGPU:
+    """A replay GPU this process may not change: like NVML without root.
+
+    ``honest=True`` reports it in its capabilities; ``honest=False`` claims permission and only
+    fails on the set call (as some drivers do).
+    """
+
+    def __init__(self, inner: ReplayGPU, honest: bool = True) -> None:
+        self.inner = inner
+        self.honest = honest
+        self.set_attempts = 0
+
+    @property
+    def index(self) -> int:
+        return self.inner.index
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def capabilities(self) -> GPUCapabilities:
+        return GPUCapabilities(energy_counter=True, set_power_limit=not self.honest)
+
+    @property
+    def min_power_limit_w(self) -> int:
+        return self.inner.min_power_limit_w
+
+    @property
+    def max_power_limit_w(self) -> int:
+        return self.inner.max_power_limit_w
+
+    @property
+    def default_power_limit_w(self) -> int:
+        return self.inner.default_power_limit_w
+
+    def get_power_limit_w(self) -> int:
+        return self.inner.get_power_limit_w()
+
+    def set_power_limit_w(self, watts: int) -> None:
+        self.set_attempts += 1
+        raise ZeusPermissionError(f"GPU {self.index}: changing the power limit needs root")
+
+    def reset_power_limit(self) -> None:
+        self.set_power_limit_w(self.default_power_limit_w)
+
+    def power_w(self) -> float:
+        return self.inner.power_w()
+
+    def energy_j(self) -> float:
+        return self.inner.energy_j()
+
+    def synchronize(self) -> None:
+        self.inner.synchronize()
+
+
+class RecordingMonitor(ZeusMonitor):
+    """A monitor that records each window it opens with the first GPU's limit at that moment."""
+
+    def __init__(self, *gpus: ReplayGPU | ReadOnlyGPU) -> None:
+        super().__init__(gpus=list(gpus), cpus=[], sync_execution_with=lambda: None)
+        self.opened: list[tuple[str, int]] = []
+
+    def begin_window(self, name: str, sync_execution: bool = True) -> None:
+        self.opened.append((name, self.gpus[0].get_power_limit_w()))
+        super().begin_window(name, sync_execution)
