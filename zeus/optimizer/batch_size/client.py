@@ -14,19 +14,19 @@ the server's decision is broadcast so every rank stops at the same epoch.
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import logging
 import os
-import signal
 import sys
-import threading
 from dataclasses import dataclass
-from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from zeus.callback import Callback
 from zeus.errors import ZeusConfigError, ZeusError, ZeusServerError, check_range
+from zeus.optimizer.batch_size import schemas
+from zeus.optimizer.batch_size._client_guard import FailureGuard
 from zeus.optimizer.batch_size._client_http import BSOHttp
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _WINDOW = "zeus.bso.trial"
-_HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class ZeusBSOEarlyStop(ZeusError):
@@ -145,6 +144,16 @@ class JobSpec:
         body["batch_sizes"] = list(self.batch_sizes)
         return body
 
+    def to_request(self) -> dict[str, Any]:
+        """The body checked against the shared wire model (resolve GPU facts first)."""
+        try:
+            model = schemas.JobSpecFromClient.model_validate(self.to_wire())
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise ZeusConfigError(f"JobSpec.{field}: {first['msg']}") from None
+        return model.model_dump(mode="json")
+
 
 def _distributed() -> Any | None:
     """``torch.distributed`` when this process is one of several ranks; never imports torch."""
@@ -205,7 +214,7 @@ class BatchSizeOptimizer(Callback):
         self._finished = False
         self._converged = False
         self._ended_on_server = False
-        self._guard = _FailureGuard(self._end_trial_as_failed)
+        self._guard = FailureGuard(self._end_trial_as_failed)
 
     # -- public state -------------------------------------------------------------------------
 
@@ -240,8 +249,10 @@ class BatchSizeOptimizer(Callback):
         """Register the job (the same spec again is fine) and return its id."""
         if self._job_id is None:
             spec = self.job.resolved(self.monitor, self._world_size())
-            echoed = self._http.request("POST", "/jobs", json=spec.to_wire())
-            self._job_id = str(_field(echoed, "job_id"))
+            echoed = self._http.request("POST", "/jobs", json=spec.to_request())
+            self._job_id = _parse(schemas.JobSpec, echoed).job_id
+            if self._job_id is None:
+                raise ZeusServerError("BSO server registered the job without a job_id")
             logger.info("BSO job %r registered at %s", self._job_id, self._http.base_url)
         return self._job_id
 
@@ -255,9 +266,10 @@ class BatchSizeOptimizer(Callback):
                 "other ranks get it from broadcast_batch_size(bso)"
             )
         job_id = self.register_job()
-        answer = self._http.request("GET", "/jobs/batch_size", params={"job_id": job_id})
-        self.adopt_trial(int(_field(answer, "batch_size")), int(_field(answer, "trial_number")))
-        return int(_field(answer, "batch_size"))
+        raw = self._http.request("GET", "/jobs/batch_size", params={"job_id": job_id})
+        answer = _parse(schemas.PredictResponse, raw)
+        self.adopt_trial(answer.batch_size, answer.trial_number, answer.job_id)
+        return answer.batch_size
 
     def adopt_trial(self, batch_size: int, trial_number: int, job_id: str | None = None) -> None:
         """Join a trial started elsewhere (rank 0's, received by broadcast)."""
@@ -348,21 +360,24 @@ class BatchSizeOptimizer(Callback):
         return _report_collectively(self, dist, metric)
 
     def _post_report(self, metric: float, energy_j: float) -> tuple[bool, bool, str]:
-        body = {
-            "job_id": self._job_id,
-            "batch_size": self._batch_size,
-            "trial_number": self._trial_number,
-            "time": self._time_s,
-            "energy": energy_j,
-            "metric": metric,
-            "current_epoch": self._current_epoch,
-        }
-        answer = self._http.request("POST", "/report", json=body)
-        return (
-            bool(_field(answer, "stop_train")),
-            bool(_field(answer, "converged")),
-            str(answer.get("message", "")),
-        )
+        try:
+            body = schemas.TrainingResult.model_validate(
+                {
+                    "job_id": self._job_id,
+                    "batch_size": self._batch_size,
+                    "trial_number": self._trial_number,
+                    "time": self._time_s,
+                    "energy": energy_j,
+                    "metric": metric,
+                    "current_epoch": self._current_epoch,
+                }
+            )
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise ZeusConfigError(f"report field {first['loc'][0]}: {first['msg']}") from None
+        raw = self._http.request("POST", "/report", json=body.model_dump(mode="json"))
+        answer = _parse(schemas.ReportResponse, raw)
+        return answer.stop_train, answer.converged, answer.message
 
     def _end_trial_as_failed(self) -> None:
         if self._ended_on_server or self._trial_number is None:
@@ -427,66 +442,13 @@ def broadcast_batch_size(bso: BatchSizeOptimizer) -> int:
     return int(pair[0])
 
 
-def _field(body: Any, name: str) -> Any:
-    if not isinstance(body, dict) or name not in body:
-        raise ZeusServerError(f"BSO server answer lacks field {name!r}: {body!r}")
-    return body[name]
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
-class _FailureGuard:
-    """Runs ``on_failure`` when the process dies: uncaught exception, SIGTERM/SIGINT, or exit.
-
-    Previous handlers are chained, never replaced: after ``on_failure`` the earlier excepthook or
-    signal handler runs (or the default action, which for SIGTERM terminates the process).
-    """
-
-    def __init__(self, on_failure: Any) -> None:
-        self._on_failure = on_failure
-        self._installed = False
-        self._prev_excepthook: Any = None
-        self._prev_signals: dict[int, Any] = {}
-
-    def install(self) -> None:
-        if self._installed:
-            return
-        self._installed = True
-        atexit.register(self._at_exit)
-        self._prev_excepthook = sys.excepthook
-        sys.excepthook = self._excepthook
-        if threading.current_thread() is not threading.main_thread():
-            logger.debug("not on the main thread: no signal handlers for the BSO trial")
-            return
-        for sig in _HANDLED_SIGNALS:
-            self._prev_signals[sig] = signal.signal(sig, self._on_signal)
-
-    def uninstall(self) -> None:
-        if not self._installed:
-            return
-        self._installed = False
-        atexit.unregister(self._at_exit)
-        if sys.excepthook == self._excepthook:
-            sys.excepthook = self._prev_excepthook
-        for sig, prev in self._prev_signals.items():
-            if signal.getsignal(sig) == self._on_signal:
-                signal.signal(sig, prev)
-        self._prev_signals.clear()
-
-    def _at_exit(self) -> None:
-        self._on_failure()
-
-    def _excepthook(
-        self, kind: type[BaseException], value: BaseException, tb: TracebackType | None
-    ) -> None:
-        self._on_failure()
-        self._prev_excepthook(kind, value, tb)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        logger.warning("signal %d: ending the BSO trial as failed", signum)
-        self._on_failure()
-        prev = self._prev_signals.get(signum, signal.SIG_DFL)
-        self.uninstall()
-        if callable(prev):
-            prev(signum, frame)
-        elif prev == signal.SIG_DFL:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+def _parse(model: type[_Model], body: Any) -> _Model:
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        raise ZeusServerError(
+            f"unexpected BSO server answer {body!r}: {e.errors()[0]['msg']}"
+        ) from None

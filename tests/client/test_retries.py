@@ -1,0 +1,185 @@
+"""Retries with backoff on transient failures, through a real flaky HTTP proxy in front of the server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from conftest import LiveServer, free_port
+from helpers import replay_monitor, spec
+
+from zeus.errors import ZeusConfigError, ZeusServerError
+from zeus.optimizer.batch_size import BatchSizeOptimizer
+
+
+class FlakyProxy(ThreadingHTTPServer):
+    """Forwards to ``upstream``; the first ``failures`` requests per (method, path) fail instead:
+    with HTTP ``status``, or by closing the connection without answering when ``status`` is 0."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, failures: int, status: int, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.upstream, self.failures, self.status = upstream, failures, status
+        self.seen: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FlakyProxy
+    protocol_version = "HTTP/1.1"
+
+    def _handle(self) -> None:
+        key = f"{self.command} {self.path.split('?')[0]}"
+        with self.server.lock:
+            self.server.seen[key] += 1
+            fail = self.server.seen[key] <= self.server.failures
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if fail and self.server.status == 0:
+            self.close_connection = True
+            return
+        if fail:
+            self._answer(self.server.status, b'{"message": "try later"}')
+            return
+        upstream = httpx.request(
+            self.command, self.server.upstream + self.path, content=body,
+            headers={"Content-Type": "application/json"}, timeout=30,
+        )  # fmt: skip
+        self._answer(upstream.status_code, upstream.content)
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _handle
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _serve(proxy: FlakyProxy) -> threading.Thread:
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def flaky(bso_server: LiveServer, request: pytest.FixtureRequest) -> Iterator[FlakyProxy]:
+    failures, status = request.param
+    proxy = FlakyProxy(bso_server.url, failures, status)
+    _serve(proxy)
+    yield proxy
+    proxy.shutdown()
+    proxy.server_close()
+
+
+def _client(url: str, max_retries: int = 3) -> BatchSizeOptimizer:
+    return BatchSizeOptimizer(
+        replay_monitor(), url, spec(), max_retries=max_retries, backoff_s=0.01
+    )
+
+
+@pytest.mark.parametrize("flaky", [(2, 503), (2, 502), (2, 504), (2, 0)], indirect=True)
+def test_transient_failures_are_retried(flaky: FlakyProxy) -> None:
+    bso = _client(flaky.url)
+    assert bso.get_batch_size() == 32
+    assert flaky.seen["POST /jobs"] == 3 and flaky.seen["GET /jobs/batch_size"] == 3
+    bso.on_train_begin()
+    bso.on_evaluate(0.99)
+    assert bso.converged and flaky.seen["POST /report"] == 3
+    bso.close()
+
+
+@pytest.mark.parametrize("flaky", [(10, 503)], indirect=True)
+def test_retries_are_bounded(flaky: FlakyProxy) -> None:
+    bso = _client(flaky.url, max_retries=2)
+    with pytest.raises(ZeusServerError, match="503 to POST /jobs: try later"):
+        bso.get_batch_size()
+    assert flaky.seen["POST /jobs"] == 3
+    bso.close()
+
+
+@pytest.mark.parametrize("flaky", [(0, 0)], indirect=True)
+def test_client_errors_are_not_retried(flaky: FlakyProxy) -> None:
+    bso = _client(flaky.url)
+    bso.get_batch_size()
+    bso.on_train_begin()
+    # a report for a trial the server does not know: 4xx, surfaced at once
+    bso._trial_number = 999
+    with pytest.raises(ZeusServerError, match=r"answered 4\d\d to POST /report"):
+        bso.on_evaluate(0.5)
+    assert flaky.seen["POST /report"] == 1
+    bso.close()
+
+
+@pytest.mark.parametrize("flaky", [(0, 0)], indirect=True)
+def test_one_connection_is_reused(flaky: FlakyProxy) -> None:
+    ports: set[int] = set()
+    original = _Handler.setup
+
+    def remember_port(handler: _Handler) -> None:
+        original(handler)
+        ports.add(handler.client_address[1])
+
+    _Handler.setup = remember_port  # type: ignore[method-assign]
+    try:
+        bso = _client(flaky.url)
+        bso.get_batch_size()
+        bso.on_train_begin()
+        bso.on_evaluate(0.5)
+    finally:
+        _Handler.setup = original  # type: ignore[method-assign]
+    assert sum(flaky.seen.values()) == 3 and len(ports) == 1
+    bso.close()
+
+
+def test_a_server_that_starts_late_is_waited_for(bso_server: LiveServer) -> None:
+    port = free_port()
+    proxy_box: list[FlakyProxy] = []
+
+    def start_late() -> None:
+        proxy_box.append(FlakyProxy(bso_server.url, 0, 0, port=port))
+        proxy_box[0].serve_forever()
+
+    timer = threading.Timer(0.3, start_late)
+    timer.start()
+    try:
+        bso = BatchSizeOptimizer(
+            replay_monitor(), f"http://127.0.0.1:{port}", spec(), max_retries=8, backoff_s=0.05
+        )
+        assert bso.get_batch_size() == 32
+        bso.close()
+    finally:
+        while not proxy_box:
+            time.sleep(0.05)
+        proxy_box[0].shutdown()  # returns once serve_forever has stopped
+        timer.join()
+        proxy_box[0].server_close()
+
+
+def test_an_unreachable_server_is_one_clear_error() -> None:
+    bso = BatchSizeOptimizer(
+        replay_monitor(), f"http://127.0.0.1:{free_port()}", spec(), max_retries=2, backoff_s=0.01
+    )
+    with pytest.raises(ZeusServerError, match=r"unreachable .* after 3 attempts"):
+        bso.get_batch_size()
+    bso.close()
+
+
+def test_bad_client_settings_are_config_errors() -> None:
+    with pytest.raises(ZeusConfigError, match="server_url"):
+        BatchSizeOptimizer(replay_monitor(), "bso:8000", spec())
+    with pytest.raises(ZeusConfigError, match="max_retries"):
+        BatchSizeOptimizer(replay_monitor(), "http://bso", spec(), max_retries=-1)
