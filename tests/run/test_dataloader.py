@@ -102,6 +102,15 @@ def make_loaders(**train_kwargs: Any) -> tuple[ZeusDataLoader, ZeusDataLoader]:
     return train_loader, ZeusDataLoader(test_set, batch_size=256)
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models: intra-op threads only add contention on a busy CI CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def replay_gpu(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("ZEUS_GPU", f"replay:{PROFILE}")
@@ -226,6 +235,23 @@ def test_profiles_in_first_epoch_applies_choice_and_restores_original_limit() ->
     )
     assert trainer.limits_w[1:] == [chosen_w, chosen_w]  # applied for the later epochs
     assert gpu.get_power_limit_w() == 275  # restored when training ended
+
+
+@pytest.mark.usefixtures("replay_gpu")
+def test_exception_mid_profiling_restores_the_limit_and_writes_no_result(tmp_path: Path) -> None:
+    train_loader, _ = make_loaders(max_epochs=3, log_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        for _ in train_loader.epochs():
+            for step, _batch in enumerate(train_loader):
+                if step == 20:  # a few limits into profiling: the GPU is throttled now
+                    assert train_loader.monitor is not None
+                    assert train_loader.monitor.gpus[0].get_power_limit_w() < MAX_LIMIT_W
+                    raise RuntimeError("simulated out of memory")
+    assert train_loader.monitor is not None
+    assert train_loader.monitor.gpus[0].get_power_limit_w() == MAX_LIMIT_W
+    assert not (tmp_path / "zeus.result.json").exists()
+    with pytest.raises(ZeusConfigError, match="epochs\\(\\) runs once"):
+        train_loader.epochs()
 
 
 @pytest.mark.usefixtures("replay_gpu")

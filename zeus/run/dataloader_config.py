@@ -1,0 +1,153 @@
+"""Parameters of a `ZeusDataLoader` training run: constructor arguments, else ``ZEUS_*`` variables.
+
+A constructor argument wins; an argument left as ``None`` is read from the environment variable
+that `ZeusMaster` sets for the jobs it launches (``ZEUS_TARGET_METRIC``, ``ZEUS_COST_THRESH``,
+``ZEUS_ETA_KNOB``, ``ZEUS_LOG_DIR``, ``ZEUS_JOB_ID``, ``ZEUS_PROFILE_PARAMS``,
+``ZEUS_USE_OPTIMAL_PL``); otherwise a default applies. When both are set and differ, a warning
+says which won. Every value is checked; errors name the argument or variable and the allowed range.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zeus.cost import check_eta
+from zeus.errors import ZeusConfigError, check_range
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ETA_KNOB = 0.5
+DEFAULT_PROFILE_PARAMS = (10, 40)
+DEFAULT_JOB_ID = "zeus"
+PROFILE_JOB = "zeus-dataloader"
+"""Job name in the key of the power-limit profiles the train loader saves in ``log_dir``."""
+TRAIN_ONLY_ARGS = (
+    "target_metric",
+    "cost_thresh",
+    "eta_knob",
+    "log_dir",
+    "job_id",
+    "profile_params",
+    "use_optimal_pl",
+)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The resolved parameters of one training run."""
+
+    max_epochs: int
+    target_metric: float | None = None
+    cost_thresh: float = math.inf
+    eta_knob: float = DEFAULT_ETA_KNOB
+    log_dir: Path | None = None
+    job_id: str = DEFAULT_JOB_ID
+    warmup_steps: int = DEFAULT_PROFILE_PARAMS[0]
+    profile_steps: int = DEFAULT_PROFILE_PARAMS[1]
+    use_optimal_pl: bool = True
+
+    @property
+    def result_path(self) -> Path | None:
+        """``<log_dir>/<job_id>.result.json``, where `ZeusMaster` reads the run's result."""
+        return None if self.log_dir is None else self.log_dir / f"{self.job_id}.result.json"
+
+
+def _parse_float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ZeusConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ZeusConfigError(f"{name} must be one of true/false/1/0/yes/no, got {raw!r}")
+
+
+def _parse_profile_params(name: str, raw: str) -> tuple[int, int]:
+    parts = raw.split(",")
+    try:
+        warmup, measure = (int(p) for p in parts)
+    except ValueError:
+        raise ZeusConfigError(
+            f"{name} must be 'warmup,measure' (two integers, e.g. '10,40'), got {raw!r}"
+        ) from None
+    return warmup, measure
+
+
+def _check_job_id(name: str, job_id: str) -> str:
+    if not job_id or "/" in job_id or "\\" in job_id or job_id in (".", ".."):
+        raise ZeusConfigError(
+            f"{name} must be a non-empty file name prefix without '/', got {job_id!r}"
+        )
+    return job_id
+
+
+def _check_profile_params(name: str, params: tuple[int, int]) -> tuple[int, int]:
+    if len(params) != 2:
+        raise ZeusConfigError(f"{name} must be (warmup_steps, measure_steps), got {params!r}")
+    check_range(f"{name} warmup steps", params[0], ge=0)
+    check_range(f"{name} measure steps", params[1], ge=1)
+    return int(params[0]), int(params[1])
+
+
+_ENV_PARSERS: dict[str, tuple[str, Any]] = {
+    "target_metric": ("ZEUS_TARGET_METRIC", _parse_float),
+    "cost_thresh": ("ZEUS_COST_THRESH", _parse_float),
+    "eta_knob": ("ZEUS_ETA_KNOB", _parse_float),
+    "log_dir": ("ZEUS_LOG_DIR", lambda _name, raw: Path(raw)),
+    "job_id": ("ZEUS_JOB_ID", lambda _name, raw: raw),
+    "profile_params": ("ZEUS_PROFILE_PARAMS", _parse_profile_params),
+    "use_optimal_pl": ("ZEUS_USE_OPTIMAL_PL", _parse_bool),
+}
+
+
+def resolve_config(
+    max_epochs: int, args: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> RunConfig:
+    """Merge constructor ``args`` (None = unset) with ``ZEUS_*`` variables; arguments win.
+
+    Every value is range-checked; errors name the argument or the variable it came from.
+    """
+    environ = os.environ if environ is None else environ
+    check_range("max_epochs", max_epochs, ge=1)
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for key, (var, parse) in _ENV_PARSERS.items():
+        raw = environ.get(var)
+        from_env = parse(var, raw) if raw not in (None, "") else None
+        if args.get(key) is not None:
+            values[key], source[key] = args[key], key
+            if from_env is not None and from_env != args[key]:
+                logger.warning("%s=%r overrides %s=%r", key, args[key], var, raw)
+        elif from_env is not None:
+            values[key], source[key] = from_env, var
+    if "cost_thresh" in values:
+        check_range(source["cost_thresh"], values["cost_thresh"], gt=0)
+    if "eta_knob" in values:
+        if source["eta_knob"] == "eta_knob":
+            check_eta(values["eta_knob"])
+        else:
+            check_range(source["eta_knob"], values["eta_knob"], ge=0, le=1)
+    if "target_metric" in values and not math.isfinite(values["target_metric"]):
+        raise ZeusConfigError(f"{source['target_metric']} must be a finite number")
+    if "job_id" in values:
+        _check_job_id(source["job_id"], values["job_id"])
+    if "log_dir" in values:
+        values["log_dir"] = Path(values["log_dir"])
+    if "profile_params" in values:
+        params = _check_profile_params(
+            source["profile_params"], tuple(values.pop("profile_params"))
+        )
+        values["warmup_steps"], values["profile_steps"] = params
+    return RunConfig(max_epochs=int(max_epochs), **values)
