@@ -217,8 +217,8 @@ def start_server(
     zeus = [sys.executable, "-c", "from zeus.cli import main; main()"]
     cmd = [*zeus, "serve", "--port", str(port), "--database-url", database_url, *extra]
     process_env = {**os.environ, **(env or {})}
-    out = log.open("ab")
-    process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=process_env)
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=process_env)
     server = LiveServer(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

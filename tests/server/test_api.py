@@ -222,3 +222,12 @@ def test_report_rejects_non_finite_or_negative_measurements(client: TestClient) 
         assert response.status_code == 422, (field, response.text)
         inf = raw.replace("NaN", "Infinity")
         assert client.post("/report", content=inf).status_code == 422
+
+
+def test_ids_a_database_cannot_store_are_422_not_500(client: TestClient) -> None:
+    for bad in ("a\x00b", "x" * 257, "tab\tbed"):
+        assert client.get("/jobs/batch_size", params={"job_id": bad}).status_code == 422
+        assert client.delete("/jobs", params={"job_id": bad}).status_code == 422
+    assert client.get("/jobs/a%00b").status_code == 422
+    trial = {"job_id": "a\x00b", "batch_size": 1, "trial_number": 1}
+    assert client.patch("/trials", json=trial).status_code == 422

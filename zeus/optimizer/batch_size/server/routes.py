@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 
@@ -45,6 +45,11 @@ router = _lenient_router()
 JobIdQuery = Annotated[
     str,
     Query(min_length=1, max_length=MAX_JOB_ID_LEN, description="The job's id."),
+    AfterValidator(storable_text),
+]
+JobIdPath = Annotated[
+    str,
+    Path(min_length=1, max_length=MAX_JOB_ID_LEN, description="The job's id."),
     AfterValidator(storable_text),
 ]
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -131,6 +136,6 @@ def metrics(request: Request) -> Response:
 
 
 @router.get("/jobs/{job_id:path}", response_model=JobDetail, responses=ERRORS)
-def job_detail(job_id: str, request: Request) -> JobDetail:
+def job_detail(job_id: JobIdPath, request: Request) -> JobDetail:
     """A job's spec, stage, best cost so far and every trial."""
     return _db(request).read(lambda conn: store.job_detail(conn, job_id))
