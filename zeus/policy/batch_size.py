@@ -122,6 +122,8 @@ class DefaultBatchSizeOptimizer(BatchSizeOptimizer):
         self.jobs.add(job)
 
     def predict(self, job: Job) -> int:
+        if job not in self.jobs:
+            raise ZeusConfigError(f"job {job.name} was not registered with register_job()")
         return job.default_bs
 
     def observe(
