@@ -100,3 +100,16 @@ def test_bad_jobs_are_refused_before_simulating() -> None:
         sim.simulate_one_job(Job("mnist", "lenet", "sgd", 0.9, 10, 32))
     with pytest.raises(ZeusConfigError, match="unknown GPU 'h100'; valid: a40"):
         Simulator(None, "h100", DefaultBatchSizeOptimizer(), JITPowerLimitOptimizer())
+
+
+class _Stubborn(DefaultBatchSizeOptimizer):
+    """A user policy with a bug: proposes a batch size that is not a candidate."""
+
+    def predict(self, job: Job) -> int:
+        return 1000
+
+
+def test_a_policy_proposing_a_foreign_batch_size_is_named() -> None:
+    sim = Simulator(None, "v100", _Stubborn(), JITPowerLimitOptimizer())
+    with pytest.raises(ZeusConfigError, match="_Stubborn proposed batch size 1000, not one of"):
+        sim.simulate_one_job(workload("squad").job(), num_recurrence=1)

@@ -91,6 +91,10 @@ class PruningGTSState:
     _stats: dict[int, tuple[int, float, float]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    # Posterior (count, mean, std) per arm, recomputed only when the arm's count changed.
+    _posteriors: dict[int, tuple[int, float, float]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def rng(self) -> np.random.Generator:
@@ -317,10 +321,14 @@ def _thompson_sample(state: PruningGTSState) -> int:
         return arms[counts.index(fewest)]
     noise = state.rng.standard_normal(len(arms)).tolist()
     best, best_sample = arms[0], -math.inf
-    for b, z in zip(arms, noise, strict=True):
-        mean, std = _posterior(state, b)
-        if mean + std * z > best_sample:
-            best, best_sample = b, mean + std * z
+    for b, n, z in zip(arms, counts, noise, strict=True):
+        post = state._posteriors.get(b)
+        if post is None or post[0] != n:  # the arm got new observations since
+            post = (n, *_posterior(state, b))
+            state._posteriors[b] = post
+        sample = post[1] + post[2] * z
+        if sample > best_sample:
+            best, best_sample = b, sample
     return best
 
 

@@ -35,6 +35,20 @@ class Config:
 
 def expected_epochs(table: WorkloadTable, i: int) -> float:
     """Expected epochs until a run of batch size index ``i`` reaches the target (inf if none do)."""
+    cached = _EPOCHS.get(id(table))
+    if cached is None or cached[0] is not table:
+        if len(_EPOCHS) > 256:
+            _EPOCHS.clear()
+        cached = (table, [_expected_epochs(table, k) for k in range(len(table.batch_sizes))])
+        _EPOCHS[id(table)] = cached
+    return cached[1][i]
+
+
+# Per table (kept alive by the value, so the id stays valid): expected epochs per batch size.
+_EPOCHS: dict[int, tuple[WorkloadTable, list[float]]] = {}
+
+
+def _expected_epochs(table: WorkloadTable, i: int) -> float:
     runs = table.run_epochs[i]
     max_epochs = table.job.max_epochs
     ok = runs <= max_epochs

@@ -258,6 +258,10 @@ class _JobRun:
 
     def outcome(self, rec: int, bs: int) -> HistoryEntry | None:
         """Sample a run of ``bs`` and apply early stopping; the policies are not told anything."""
+        if bs not in self.table.batch_sizes:
+            raise ZeusConfigError(
+                f"{self.bso.name} proposed batch size {bs}, not one of {list(self.table.batch_sizes)}"
+            )
         a, i = self.arrays, self.table.index(bs)
         runs = a.run_epochs[i]
         target = runs[int(self.rng.integers(len(runs)))]
