@@ -334,8 +334,6 @@ def test_misuse_gets_clear_errors() -> None:
     with pytest.raises(ZeusConfigError, match="only apply to the train loader"):
         ZeusDataLoader(test_set, batch_size=8, target_metric=0.9)
     train_loader = ZeusDataLoader(train_set, batch_size=8, max_epochs=2)
-    with pytest.raises(ZeusConfigError, match=r"a train loader .* already exists"):
-        ZeusDataLoader(test_set, batch_size=8, max_epochs=2)
     with pytest.raises(ZeusConfigError, match="report_metric\\(\\) must be called inside"):
         train_loader.report_metric(0.5)
     with pytest.raises(ZeusConfigError, match="iterate the train loader inside"):
@@ -344,7 +342,25 @@ def test_misuse_gets_clear_errors() -> None:
     with pytest.raises(ZeusConfigError, match="only available on the train loader"):
         eval_loader.epochs()
     assert sum(len(y) for _, y, _ in eval_loader) == len(test_set)  # eval loaders iterate freely
-    del train_loader
+
+
+@pytest.mark.usefixtures("replay_gpu")
+def test_a_second_train_loader_is_refused_while_one_trains() -> None:
+    train_set, test_set = digits()
+    train_loader = ZeusDataLoader(train_set, batch_size=64, max_epochs=1)
+    mistaken_eval = ZeusDataLoader(test_set, batch_size=256, max_epochs=1)  # max_epochs by mistake
+    for _ in train_loader.epochs():
+        with pytest.raises(ZeusConfigError, match="another train loader is training"):
+            iter(mistaken_eval)
+        with pytest.raises(ZeusConfigError, match="another train loader is training"):
+            ZeusDataLoader(test_set, batch_size=256, max_epochs=3)
+        with pytest.raises(ZeusConfigError, match="another train loader is training"):
+            mistaken_eval.epochs()
+        for _batch in train_loader:
+            pass
+    # Once training is over, a new train loader is fine (e.g. the next run of a sweep).
+    next_run = ZeusDataLoader(train_set, batch_size=64, max_epochs=1)
+    assert next_run.is_train_loader
 
 
 # ---------------------------------------------------------------------------------------------

@@ -130,7 +130,12 @@ class _TrainRun:
         return sum(r.cost for r in self.history)
 
 
-_unfinished_train_loaders: weakref.WeakSet[ZeusDataLoader] = weakref.WeakSet()
+_training_loaders: weakref.WeakSet[ZeusDataLoader] = weakref.WeakSet()
+"""Train loaders whose `epochs()` has started and not finished (at most one)."""
+_SECOND_TRAIN_LOADER = (
+    "another train loader is training: only one loader per run may be constructed with "
+    "max_epochs; leave max_epochs out of eval loaders"
+)
 _active_run: _TrainRun | None = None
 
 
@@ -184,18 +189,12 @@ class ZeusDataLoader(DataLoader[Any]):
                     "max_epochs); leave them out of eval loaders"
                 )
         else:
+            if _training_loaders:
+                raise ZeusConfigError(_SECOND_TRAIN_LOADER)
             self._config = resolve_config(max_epochs, zeus_args)
-            alive = [loader for loader in _unfinished_train_loaders if loader is not self]
-            if alive:
-                raise ZeusConfigError(
-                    "a train loader (constructed with max_epochs) already exists; construct only one "
-                    "per training run and leave max_epochs out of eval loaders"
-                )
         super().__init__(dataset, batch_size, *args, **kwargs)
         self._monitor = monitor
         self._run: _TrainRun | None = None
-        if self._config is not None:
-            _unfinished_train_loaders.add(self)
 
     # ---------------------------------------------------------------------------------------------
     # Public API
@@ -232,6 +231,8 @@ class ZeusDataLoader(DataLoader[Any]):
             raise ZeusConfigError(
                 "epochs() runs once per train loader; construct a new one to train again"
             )
+        if _training_loaders:
+            raise ZeusConfigError(_SECOND_TRAIN_LOADER)
         self._run = self._start_run(config)
         return self._epoch_generator(config, self._run)
 
@@ -255,6 +256,8 @@ class ZeusDataLoader(DataLoader[Any]):
             return self._eval_batches()
         run = self._run
         if run is None or not run.in_epoch:
+            if _training_loaders and self not in _training_loaders:
+                raise ZeusConfigError(_SECOND_TRAIN_LOADER)
             raise ZeusConfigError(
                 "iterate the train loader inside `for epoch in train_loader.epochs():`"
             )
@@ -309,9 +312,10 @@ class ZeusDataLoader(DataLoader[Any]):
     def _epoch_generator(self, config: RunConfig, run: _TrainRun) -> Iterator[int]:
         global _active_run
         stop_reason: str | None = None
-        if run.optimizer is not None:
-            run.optimizer.on_train_begin()
+        _training_loaders.add(self)
         try:
+            if run.optimizer is not None:
+                run.optimizer.on_train_begin()
             for epoch in range(config.max_epochs):
                 if run.history and self._would_cross_threshold(config, run):
                     stop_reason = "cost_threshold"
@@ -334,7 +338,7 @@ class ZeusDataLoader(DataLoader[Any]):
             else:
                 stop_reason = "max_epochs"
         finally:
-            _unfinished_train_loaders.discard(self)
+            _training_loaders.discard(self)
             if run.optimizer is not None:
                 run.optimizer.on_train_end()
             self._finish(config, run, stop_reason)
