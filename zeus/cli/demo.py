@@ -1,9 +1,161 @@
-"""`zeus demo` commands."""
+"""`zeus demo`: the main job — a recurring training job optimized end to end by Zeus."""
 
 from __future__ import annotations
 
+import shutil
+import time
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from zeus.cli.master import SeriesView
+
+
+def _prepare_out(out: Path) -> None:
+    """Start from a clean output folder; only a previous demo's folders are ever removed."""
+    from zeus.errors import ZeusConfigError
+
+    if out.exists() and any(out.iterdir()):
+        if not (out / "series" / "series.json").exists() and not (out / "default").exists():
+            raise ZeusConfigError(f"--out {out} is not empty and not a previous zeus demo folder")
+        for name in ("default", "series"):
+            shutil.rmtree(out / name, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def demo(
+    out: Path = typer.Option(Path("zeus-demo"), "--out", help="Folder for logs, history and plot."),
+    recurrences: int = typer.Option(12, "--recurrences", min=1, help="Recurrences of the job."),
+    quick: bool = typer.Option(False, "--quick", help="Only 6 recurrences."),
+    seed: int = typer.Option(1, "--seed", help="Seed of the batch-size policy and the runs."),
+    profile: str = typer.Option(
+        "a40-resnet50", "--profile", help="Replay GPU profile when there is no NVIDIA GPU."
+    ),
+    server: str | None = typer.Option(
+        None, "--server", help="Get batch sizes from this BSO server (zeus serve) instead."
+    ),
+    show_output: bool = typer.Option(False, "--show-output", help="Show the jobs' own output."),
+) -> None:
+    """Run a recurring training job with Zeus and show the energy and time it saves."""
+    from zeus.policy import DefaultBatchSizeOptimizer, PruningGTSBatchSizeOptimizer
+    from zeus.run.demo import (
+        DEMO_BATCH_SIZES,
+        DEMO_BETA,
+        DEMO_PROFILE_PARAMS,
+        choose_gpu,
+        compute_savings,
+        demo_job,
+        plot_demo,
+    )
+    from zeus.run.master import ZeusMaster
+
+    started = time.monotonic()
+    console = Console()
+    num_recurrence = 6 if quick else recurrences
+    out = out.resolve()
+    _prepare_out(out)
+    gpu = choose_gpu(profile)
+    job = demo_job(out)
+    env = {} if gpu.backend is None else {"ZEUS_GPU": gpu.backend}
+    console.rule("[bold]zeus demo")
+    console.print(
+        f"Recurring job: a small CNN on scikit-learn digits, trained for real on the "
+        f"{'GPU' if gpu.backend is None else 'CPU'} to {job.target_metric:.0%} test accuracy, "
+        f"{num_recurrence} recurrences; candidate batch sizes {DEMO_BATCH_SIZES}, "
+        f"default {job.default_bs}."
+    )
+    console.print(f"GPU: [bold]{gpu.description}[/].")
+    echo = (lambda line: console.print(f"[dim]│ {line}[/]", markup=False)) if show_output else None
+
+    console.print(f"Measuring Default: batch size {job.default_bs} at the maximum power limit …")
+    default_state = ZeusMaster(
+        DefaultBatchSizeOptimizer(),
+        out / "default",
+        beta_knob=None,
+        use_optimal_pl=False,
+        seed=seed,
+        env=env,
+        echo=echo,
+    ).run(job, DEMO_BATCH_SIZES, 1)
+    default = default_state.runs[-1]
+    console.print(
+        f"Default: {default.energy_j:,.0f} J, {default.time_s:.1f} s, cost {default.cost:,.0f} "
+        f"({default.epochs} epochs at {default.power_limit_w} W)"
+    )
+
+    policy = PruningGTSBatchSizeOptimizer(seed=seed)
+    view = SeriesView(
+        num_recurrence, "Zeus: pruning + Thompson sampling batch sizes, JIT power limits"
+    )
+    master = ZeusMaster(
+        policy,
+        out / "series",
+        beta_knob=DEMO_BETA,
+        profile_params=DEMO_PROFILE_PARAMS,
+        seed=seed,
+        env=env,
+        echo=echo,
+        listener=view,
+    )
+    with Live(view.render(), console=console, refresh_per_second=4, transient=True) as live:
+        view.live = live
+        try:
+            state = master.run(job, DEMO_BATCH_SIZES, num_recurrence)
+        except KeyboardInterrupt:
+            view.live = None
+            live.stop()
+            console.print(view.table())
+            console.print("[bold magenta]Interrupted.[/]")
+            raise typer.Exit(130) from None
+    console.print(view.table())
+    recs = state.recurrences()
+    savings = compute_savings(default, recs, last_n=min(5, len(recs)))
+    _print_savings(console, savings, gpu.simulated)
+    plot_path = out / "demo.png"
+    plot_demo(default, recs, plot_path, gpu.simulated)
+    console.print(f"Plot: {plot_path}   History: {out / 'series' / 'series.json'}")
+    console.print(f"[dim]Finished in {time.monotonic() - started:.0f} s.[/]")
+
+
+def _print_savings(console: Console, s: object, simulated: bool) -> None:
+    from zeus.run.demo import Savings
+
+    assert isinstance(s, Savings)
+    table = Table(title="Zeus vs Default (per recurrence)", title_justify="left")
+    for name in ("", "energy (J)", "time (s)", "cost"):
+        table.add_column(name, justify="right")
+    table.add_row(
+        "Default (b0, max power limit)",
+        f"{s.default_energy_j:,.0f}",
+        f"{s.default_time_s:.2f}",
+        f"{s.default_cost:,.0f}",
+    )
+    table.add_row(
+        f"Zeus, mean of last {s.last_n}",
+        f"{s.last_energy_j:,.0f}",
+        f"{s.last_time_s:.2f}",
+        f"{s.last_cost:,.0f}",
+    )
+    table.add_row(
+        "Zeus, mean of all (incl. exploration)", f"{s.all_energy_j:,.0f}", f"{s.all_time_s:.2f}", ""
+    )
+    console.print(table)
+    console.print(
+        f"[bold green]Energy saved: {s.energy_saved_last:.1%}[/] over the last {s.last_n} "
+        f"recurrences ({s.energy_saved_all:.1%} over all, exploration included); "
+        f"time {s.time_change_last:+.1%}; cost {-s.cost_saved_last:+.1%}."
+    )
+    if simulated:
+        console.print(
+            "[yellow]Energy and time come from the replay GPU: the training really ran on this "
+            "machine's CPU, and the replay GPU scaled its time and power as the profiled GPU would "
+            "(see docs/replay-gpu.md).[/]"
+        )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("demo")(demo)

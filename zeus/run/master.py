@@ -284,7 +284,7 @@ class ZeusMaster:
         result_path = self.log_dir / f"{job_id}.result.json"
         result_path.unlink(missing_ok=True)
         self.listener.on_run_start(recurrence, try_number, batch_size, job_id)
-        logger.info(
+        logger.debug(
             "Recurrence %d try %d: batch size %d, lr %s", recurrence, try_number, batch_size, lr
         )
         try:

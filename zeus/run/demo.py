@@ -1,0 +1,199 @@
+"""The pieces of `zeus demo` that are not terminal output: the job, the GPU choice, the savings, the plot.
+
+The demo is a recurring job (`zeus.run.demo_job`: a small CNN on scikit-learn's digits, trained for
+real) driven by `ZeusMaster` with the pruning + Gaussian Thompson Sampling batch-size policy; each run
+picks its power limit just in time (`ZeusDataLoader` + `GlobalPowerLimitOptimizer`). The Default
+configuration (the default batch size at the maximum power limit) is measured by a dedicated run first.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from zeus.job import Job
+from zeus.run.history import RecurrenceSummary, RunRecord
+
+logger = logging.getLogger(__name__)
+
+DEMO_PROFILE = "a40-resnet50"
+DEMO_BATCH_SIZES = [8, 16, 32, 64, 128]
+DEMO_DEFAULT_BS = 8
+DEMO_LR = 0.001
+DEMO_TARGET = 0.97
+DEMO_MAX_EPOCHS = 15
+DEMO_BETA = 3.0
+"""Early-stopping factor; a little above the usual 2 because timing on a busy CPU is noisy."""
+DEMO_PROFILE_PARAMS = (2, 5)
+"""Warmup and measured steps per power limit: a 128-sample batch gives 35 steps per epoch."""
+
+
+def demo_job(workdir: Path) -> Job:
+    """The demo's recurring job. Every recurrence retrains on the same data with the same seed, so
+    the runs of one batch size differ only by measurement noise (and their power limit)."""
+    return Job(
+        dataset="digits",
+        network="cnn",
+        optimizer="adam",
+        target_metric=DEMO_TARGET,
+        max_epochs=DEMO_MAX_EPOCHS,
+        default_bs=DEMO_DEFAULT_BS,
+        default_lr=DEMO_LR,
+        workdir=str(workdir),
+        command=(
+            sys.executable,
+            "-m",
+            "zeus.run.demo_job",
+            "--batch-size",
+            "{bs}",
+            "--lr",
+            "{lr}",
+            "--epochs",
+            "{epochs}",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class DemoGPU:
+    """Which GPUs the demo's jobs use, and how to say it."""
+
+    backend: str | None
+    """Value for ``ZEUS_GPU`` in the runs (None: leave the environment as it is)."""
+    description: str
+    simulated: bool
+    max_power_limit_w: int
+
+
+def choose_gpu(profile: str = DEMO_PROFILE) -> DemoGPU:
+    """NVIDIA GPUs when NVML finds some (or ``ZEUS_GPU`` says so), else one replay GPU."""
+    import os
+
+    from zeus.device import get_gpus
+
+    env = os.environ.get("ZEUS_GPU", "").strip()
+    if not env or env == "nvml":
+        gpus = get_gpus(backend="nvml") if env == "nvml" else get_gpus()
+        if gpus:
+            names = ", ".join(sorted({g.name for g in gpus}))
+            return DemoGPU(
+                None, f"{len(gpus)} NVIDIA GPU(s): {names}", False, gpus[0].max_power_limit_w
+            )
+        env = f"replay:{profile}"
+    gpus = get_gpus(backend=env)
+    if not gpus:
+        from zeus.errors import ZeusConfigError
+
+        raise ZeusConfigError(
+            f"ZEUS_GPU={env!r} gives no GPU; the demo needs one (or a replay GPU)"
+        )
+    simulated = env.startswith("replay:")
+    if simulated:
+        from zeus.device.replay import load_profile
+
+        loaded = load_profile(env.split(":")[1])
+        gpus[0].reset_power_limit()  # the Default run must start at the default (maximum) limit
+        description = (
+            f"replay GPU '{loaded.name}' (power and speed per power limit measured on an NVIDIA "
+            f"{loaded.gpu_model}); energy and time figures are SIMULATED by the replay GPU"
+        )
+    else:
+        description = f"{len(gpus)} GPU(s) from ZEUS_GPU={env}"
+    return DemoGPU(env, description, simulated, gpus[0].max_power_limit_w)
+
+
+@dataclass(frozen=True)
+class Savings:
+    """Zeus's recurrences against the Default configuration."""
+
+    default_energy_j: float
+    default_time_s: float
+    default_cost: float
+    last_energy_j: float
+    last_time_s: float
+    last_cost: float
+    last_n: int
+    all_energy_j: float
+    all_time_s: float
+
+    @property
+    def energy_saved_last(self) -> float:
+        return 1.0 - self.last_energy_j / self.default_energy_j
+
+    @property
+    def time_change_last(self) -> float:
+        return self.last_time_s / self.default_time_s - 1.0
+
+    @property
+    def cost_saved_last(self) -> float:
+        return 1.0 - self.last_cost / self.default_cost
+
+    @property
+    def energy_saved_all(self) -> float:
+        return 1.0 - self.all_energy_j / self.default_energy_j
+
+
+def compute_savings(
+    default: RunRecord, recurrences: list[RecurrenceSummary], last_n: int
+) -> Savings:
+    """Mean per-recurrence energy/time/cost (failed tries included) vs one Default run."""
+    last = recurrences[-last_n:]
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    return Savings(
+        default_energy_j=default.energy_j or 0.0,
+        default_time_s=default.time_s or 0.0,
+        default_cost=default.cost or 0.0,
+        last_energy_j=mean([r.energy_j for r in last]),
+        last_time_s=mean([r.time_s for r in last]),
+        last_cost=mean([r.cost for r in last]),
+        last_n=len(last),
+        all_energy_j=mean([r.energy_j for r in recurrences]),
+        all_time_s=mean([r.time_s for r in recurrences]),
+    )
+
+
+def plot_demo(
+    default: RunRecord, recurrences: list[RecurrenceSummary], path: Path, simulated: bool
+) -> None:
+    """Cost per recurrence against Default (top) and the chosen configurations (bottom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r.recurrence for r in recurrences]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    colors = ["tab:green" if len(r.runs) == 1 else "tab:orange" for r in recurrences]
+    top.bar(x, [r.cost for r in recurrences], color=colors)
+    top.axhline(
+        default.cost or 0.0, color="black", ls="--", label="Default (b0 at max power limit)"
+    )
+    top.set_ylabel("cost per recurrence")
+    top.legend(fontsize=8)
+    final = [r.final for r in recurrences]
+    bottom.plot(x, [r.batch_size for r in final], "o-", label="batch size")
+    bottom.set_yscale("log", base=2)
+    bottom.set_ylabel("batch size")
+    for r in final:
+        if r.power_limit_w is not None:
+            bottom.annotate(
+                f"{r.power_limit_w} W",
+                (r.recurrence, r.batch_size),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+            )
+    bottom.set_xlabel("recurrence (orange: needed retries)")
+    source = (
+        "replay GPU (simulated energy and time)" if simulated else "measured on this machine's GPU"
+    )
+    fig.suptitle(f"zeus demo: cost and chosen configuration per recurrence — {source}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
