@@ -124,3 +124,45 @@ def test_quick_example_reports_savings_that_match_the_profile(case: Case, tmp_pa
 
 def _context(max_w: int, num_gpus: int) -> SelectionContext:
     return SelectionContext(max_power_limit_w=max_w, num_gpus=num_gpus)
+
+
+def test_zeus_dataloader_example_reads_a_cifar_style_folder(tmp_path: Path) -> None:
+    """``--data-dir`` with ``train/<class>/*.png``; ZeusMaster-style environment, observe only."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    colours = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+    for split, count in (("train", 16), ("test", 4)):
+        for name, rgb in colours.items():
+            folder = tmp_path / "data" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                noise = rng.integers(-30, 30, size=(16, 16, 3))
+                pixels = np.clip(np.array(rgb) + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    env = {
+        **os.environ,
+        "ZEUS_GPU": "replay:a40-resnet50",
+        "ZEUS_STATE_DIR": str(tmp_path / "state"),
+        "ZEUS_LOG_DIR": str(tmp_path / "logs"),
+        "ZEUS_JOB_ID": "folder-run",
+        "ZEUS_USE_OPTIMAL_PL": "false",
+        "OMP_NUM_THREADS": "1",
+    }
+    script = EXAMPLES / "zeus_dataloader" / "train.py"
+    args = ["--data-dir", str(tmp_path / "data"), "--batch-size", "8", "--epochs", "2"]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.findall(r"epoch (\d): test accuracy", proc.stdout) == ["0", "1"]
+    result = json.loads((tmp_path / "logs" / "folder-run.result.json").read_text())
+    assert (result["epochs"], result["batch_size"], result["power_limit_w"]) == (2, 8, 300)
+    assert result["energy_j"] > 0

@@ -6,6 +6,7 @@ Run as a script (``python test_dataloader.py ddp-worker``) it is one rank of the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -289,13 +290,22 @@ def test_num_workers_serve_every_sample_each_epoch() -> None:
 # Configuration and misuse
 
 
-def test_constructor_arguments_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_constructor_arguments_win_over_environment(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("ZEUS_ETA_KNOB", "0.9")
     monkeypatch.setenv("ZEUS_TARGET_METRIC", "0.7")
+    monkeypatch.setenv("ZEUS_COST_THRESH", "not a number")  # overridden below: ignored
     train_set, _ = digits()
-    loader = ZeusDataLoader(train_set, batch_size=8, max_epochs=2, eta_knob=0.2)
-    assert loader.config.eta_knob == 0.2
+    with caplog.at_level(logging.WARNING, logger="zeus.run.dataloader_config"):
+        loader = ZeusDataLoader(
+            train_set, batch_size=8, max_epochs=2, eta_knob=0.2, cost_thresh=1e6
+        )
+    assert (loader.config.eta_knob, loader.config.cost_thresh) == (0.2, 1e6)
     assert loader.config.target_metric == 0.7  # unset argument: from the environment
+    assert loader.config.log_dir is None and loader.config.result_path is None  # defaults
+    assert "eta_knob=0.2 overrides ZEUS_ETA_KNOB='0.9'" in caplog.text
+    assert "ZEUS_COST_THRESH" in caplog.text
 
 
 @pytest.mark.parametrize(

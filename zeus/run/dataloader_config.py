@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zeus.cost import check_eta
 from zeus.errors import ZeusConfigError, check_range
 
 logger = logging.getLogger(__name__)
@@ -85,12 +84,11 @@ def _parse_profile_params(name: str, raw: str) -> tuple[int, int]:
     return warmup, measure
 
 
-def _check_job_id(name: str, job_id: str) -> str:
+def _check_job_id(name: str, job_id: str) -> None:
     if not job_id or "/" in job_id or "\\" in job_id or job_id in (".", ".."):
         raise ZeusConfigError(
             f"{name} must be a non-empty file name prefix without '/', got {job_id!r}"
         )
-    return job_id
 
 
 def _check_profile_params(name: str, params: tuple[int, int]) -> tuple[int, int]:
@@ -112,6 +110,24 @@ _ENV_PARSERS: dict[str, tuple[str, Any]] = {
 }
 
 
+def _pick(key: str, arg: Any, environ: Mapping[str, str]) -> tuple[Any, str] | None:
+    """(value, where it came from) for one parameter: the argument, else its variable, else None."""
+    var, parse = _ENV_PARSERS[key]
+    raw = environ.get(var, "")
+    if arg is not None:
+        if raw:
+            try:
+                overridden = parse(var, raw) != arg
+            except ZeusConfigError:
+                overridden = True
+            if overridden:
+                logger.warning("%s=%r overrides %s=%r", key, arg, var, raw)
+        return arg, key
+    if raw:
+        return parse(var, raw), var
+    return None
+
+
 def resolve_config(
     max_epochs: int, args: Mapping[str, Any], environ: Mapping[str, str] | None = None
 ) -> RunConfig:
@@ -123,22 +139,14 @@ def resolve_config(
     check_range("max_epochs", max_epochs, ge=1)
     values: dict[str, Any] = {}
     source: dict[str, str] = {}
-    for key, (var, parse) in _ENV_PARSERS.items():
-        raw = environ.get(var)
-        from_env = parse(var, raw) if raw not in (None, "") else None
-        if args.get(key) is not None:
-            values[key], source[key] = args[key], key
-            if from_env is not None and from_env != args[key]:
-                logger.warning("%s=%r overrides %s=%r", key, args[key], var, raw)
-        elif from_env is not None:
-            values[key], source[key] = from_env, var
+    for key in _ENV_PARSERS:
+        picked = _pick(key, args.get(key), environ)
+        if picked is not None:
+            values[key], source[key] = picked
     if "cost_thresh" in values:
         check_range(source["cost_thresh"], values["cost_thresh"], gt=0)
     if "eta_knob" in values:
-        if source["eta_knob"] == "eta_knob":
-            check_eta(values["eta_knob"])
-        else:
-            check_range(source["eta_knob"], values["eta_knob"], ge=0, le=1)
+        check_range(source["eta_knob"], values["eta_knob"], ge=0, le=1)
     if "target_metric" in values and not math.isfinite(values["target_metric"]):
         raise ZeusConfigError(f"{source['target_metric']} must be a finite number")
     if "job_id" in values:
