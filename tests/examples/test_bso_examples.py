@@ -22,8 +22,6 @@ BIN = Path(sys.executable).parent
 EXIT_EARLY_STOP = 3
 FAST = ["--target-metric", "0.8", "--max-epochs", "8"]
 
-pytestmark = pytest.mark.slow
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -87,6 +85,7 @@ def _check_recurrences(job: dict[str, Any], exit_codes: list[int], expected_bs: 
         assert trial["converged"] is (code == 0)  # exit 3 exactly when stopped unconverged
 
 
+@pytest.mark.slow
 def test_single_gpu_launches_follow_the_pruning_order(server_url: str) -> None:
     script = [sys.executable, "train_single_gpu.py", "--server-url", server_url, *FAST]
     codes = [_launch(script, "mnist-single-e2e", "replay:a40-resnet50") for _ in range(3)]
@@ -97,6 +96,7 @@ def test_single_gpu_launches_follow_the_pruning_order(server_url: str) -> None:
     assert job["spec"]["gpu_model"].endswith("(replay)")
 
 
+@pytest.mark.slow
 def test_data_parallel_launches_share_trials_across_ranks(server_url: str) -> None:
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     codes = []
@@ -108,3 +108,38 @@ def test_data_parallel_launches_share_trials_across_ranks(server_url: str) -> No
     _check_recurrences(job, codes, [32, 16])  # one trial per launch, not one per rank
     assert job["spec"]["number_of_gpus"] == 2
     assert job["spec"]["max_power"] == 2 * 300  # two replay A40s, 300 W maximum limit each
+
+
+def _write_idx(path: Path, array: Any, gz: bool) -> None:
+    import gzip
+    import struct
+
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype("uint8").tobytes()
+    if gz:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+
+
+def test_mnist_idx_files_are_read(tmp_path: Path) -> None:
+    """``--data-dir``: IDX files (plain or gzipped) load as (N, 1, H, W) images in [0, 1]."""
+    import numpy as np
+
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        from common import load_datasets
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(12, 28, 28))
+    labels = rng.integers(0, 10, size=12)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", images, gz=True)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", labels, gz=False)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", images[:5], gz=False)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels[:5], gz=True)
+    train, val = load_datasets(tmp_path)
+    x, y = train.tensors  # type: ignore[attr-defined]
+    assert tuple(x.shape) == (12, 1, 28, 28) and len(val) == 5
+    assert np.allclose(x[3, 0].numpy(), images[3] / 255.0)
+    assert y.tolist() == labels.tolist()

@@ -104,7 +104,7 @@ def _idx(data_dir: Path, stem: str) -> np.ndarray:
     opener = open if path.exists() else gzip.open
     path = path if path.exists() else data_dir / f"{stem}.gz"
     with opener(path, "rb") as f:
-        _, _, _dtype, ndim = struct.unpack(">HBBB", f.read(4))
+        _zero, _dtype, ndim = struct.unpack(">HBB", f.read(4))
         shape = struct.unpack(f">{ndim}I", f.read(4 * ndim))
         return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)
 
