@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from zeus.device import get_gpus
@@ -49,3 +52,13 @@ def test_bad_backend_names_the_allowed_values(spec: str) -> None:
 def test_unset_never_silently_replays() -> None:
     # No NVIDIA GPU on the test machine: unset means no GPUs at all, not a replay GPU.
     assert all(not isinstance(g, ReplayGPU) for g in get_gpus())
+
+
+def test_importing_zeus_touches_no_hardware() -> None:
+    code = (
+        "import sys, zeus.device, zeus.device.nvml, zeus.device.replay, zeus.device.rapl, "
+        "zeus.monitor, zeus.analyze, zeus.cli;"
+        "assert 'pynvml' not in sys.modules, 'pynvml imported at import time';"
+        "assert 'torch' not in sys.modules, 'torch imported at import time'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

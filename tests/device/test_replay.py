@@ -108,11 +108,15 @@ def test_state_dir_defaults_to_env(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_energy_integrates_profile_power(tmp_path: Path) -> None:
     gpu = ReplayGPU("a40-resnet50", state_dir=tmp_path)
     gpu.set_power_limit_w(150)
-    t0, e0 = time.monotonic(), gpu.energy_j()
+    watts = gpu.profile.power_at(150)
+    outer_start = time.monotonic()
+    e0 = gpu.energy_j()
+    inner_start = time.monotonic()
     time.sleep(0.05)
-    e1, t1 = gpu.energy_j(), time.monotonic()
-    expected = gpu.profile.power_at(150) * (t1 - t0)
-    assert e1 - e0 == pytest.approx(expected, rel=0.02)
+    inner_end = time.monotonic()
+    e1 = gpu.energy_j()
+    outer_end = time.monotonic()
+    assert watts * (inner_end - inner_start) <= e1 - e0 <= watts * (outer_end - outer_start)
 
 
 def test_synchronize_stretches_work_by_relative_step_time(tmp_path: Path) -> None:
@@ -124,16 +128,6 @@ def test_synchronize_stretches_work_by_relative_step_time(tmp_path: Path) -> Non
     time.sleep(0.02)  # "CPU work" enqueuing GPU work
     gpu.synchronize()
     assert time.monotonic() - start >= 0.02 * rel * 0.99
-
-
-def test_synchronize_at_max_limit_does_not_sleep(tmp_path: Path) -> None:
-    gpu = ReplayGPU("a40-resnet50", state_dir=tmp_path)
-    assert gpu.rel_step_time() == 1.0
-    gpu.synchronize()
-    time.sleep(0.02)
-    before = time.monotonic()
-    gpu.synchronize()
-    assert time.monotonic() - before < 0.01
 
 
 def test_non_integer_limit_is_rejected(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def test_samples_timeline_and_csv(tmp_path: Path) -> None:
     assert set(timeline) == {0, 1}
     for gpu in gpus:
         samples = timeline[gpu.index]
-        assert len(samples) >= 5
+        assert len(samples) >= 3  # start, at least one from the thread, stop
         assert all(w == pytest.approx(gpu.power_w()) for _, w in samples)
         assert [t for t, _ in samples] == sorted(t for t, _ in samples)
     with log.open() as f:
@@ -43,7 +43,7 @@ def test_energy_between_times(tmp_path: Path) -> None:
     with PowerMonitor([gpu], interval_s=0.01) as monitor:
         time.sleep(0.08)
     samples = monitor.timeline()[0]
-    start, end = samples[1][0], samples[-2][0]
+    start, end = samples[0][0], samples[-1][0]
     assert monitor.energy_j(start, end)[0] == pytest.approx(gpu.power_w() * (end - start))
 
 

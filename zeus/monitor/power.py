@@ -114,7 +114,10 @@ class PowerMonitor:
         self._thread.join()
         self._thread = None
         if self._failure is None:
-            self.sample_once()
+            try:
+                self.sample_once()
+            except Exception as e:
+                self._failure = e
         if self._csv_file is not None:
             self._csv_file.close()
             self._csv_file = None
