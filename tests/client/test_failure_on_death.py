@@ -34,6 +34,11 @@ if mode == "converge":
 print("ready", flush=True)
 if mode == "raise":
     raise RuntimeError("boom in training")
+if mode == "raise_after_close":
+    try:
+        raise RuntimeError("boom in training")
+    finally:
+        bso.close()
 if mode in ("exit", "converge"):
     sys.exit(0)
 time.sleep(120)
@@ -86,10 +91,11 @@ def test_an_earlier_signal_handler_still_runs(bso_server: LiveServer, tmp_path: 
     assert _status(bso_server, job_id) == "failed"
 
 
+@pytest.mark.parametrize("mode", ["raise", "raise_after_close"])
 def test_an_uncaught_exception_ends_the_trial_and_is_still_printed(
-    bso_server: LiveServer, tmp_path: Path
+    bso_server: LiveServer, tmp_path: Path, mode: str
 ) -> None:
-    process, job_id = _launch(bso_server, "raise", tmp_path)
+    process, job_id = _launch(bso_server, mode, tmp_path)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1 and "RuntimeError: boom in training" in err
     assert _status(bso_server, job_id) == "failed"

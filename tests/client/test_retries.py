@@ -117,10 +117,12 @@ def test_client_errors_are_not_retried(flaky: FlakyProxy) -> None:
     bso.get_batch_size()
     bso.on_train_begin()
     # a report for a trial the server does not know: 4xx, surfaced at once
-    bso._trial_number = 999
+    real_trial, bso._trial_number = bso._trial_number, 999
     with pytest.raises(ZeusServerError, match=r"answered 4\d\d to POST /report"):
         bso.on_evaluate(0.5)
     assert flaky.seen["POST /report"] == 1
+    bso._trial_number = real_trial
+    bso.end_trial_as_failed()
     bso.close()
 
 
@@ -142,6 +144,7 @@ def test_one_connection_is_reused(flaky: FlakyProxy) -> None:
     finally:
         _Handler.setup = original  # type: ignore[method-assign]
     assert sum(flaky.seen.values()) == 3 and len(ports) == 1
+    bso.end_trial_as_failed()
     bso.close()
 
 
@@ -160,6 +163,7 @@ def test_a_server_that_starts_late_is_waited_for(bso_server: LiveServer) -> None
             replay_monitor(), f"http://127.0.0.1:{port}", spec(), max_retries=8, backoff_s=0.05
         )
         assert bso.get_batch_size() == 32
+        bso.end_trial_as_failed()
         bso.close()
     finally:
         while not proxy_box:

@@ -31,7 +31,6 @@ class BSOHttp:
         timeout_s: float = 30.0,
         max_retries: int = 5,
         backoff_s: float = 0.5,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ZeusConfigError(
@@ -43,10 +42,12 @@ class BSOHttp:
         self.base_url = base_url.rstrip("/")
         self.max_retries = max_retries
         self.backoff_s = backoff_s
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout_s, transport=transport
-        )
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout_s = timeout_s
+        self._client = self._new_client()
+
+    def _new_client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers=self._headers, timeout=self._timeout_s)
 
     def request(
         self,
@@ -61,6 +62,8 @@ class BSOHttp:
         retries = self.max_retries if max_retries is None else max_retries
         for attempt in range(retries + 1):
             last_try = attempt == retries
+            if self._client.is_closed:  # closed by close(); a failure handler still needs it
+                self._client = self._new_client()
             try:
                 response = self._client.request(method, path, json=json, params=params)
             except httpx.TransportError as e:

@@ -326,12 +326,14 @@ class BatchSizeOptimizer(Callback):
         self._guard.uninstall()
 
     def close(self) -> None:
-        """Release the connection and the failure handlers."""
-        self._guard.uninstall()
+        """Release the connection. While the trial is still running, the failure handlers stay
+        armed (they reconnect to end it as failed if the process then dies)."""
         self._http.close()
+        if self._ended_on_server or self._trial_number is None:
+            self._guard.uninstall()
 
     def state_dict(self) -> dict[str, Any]:
-        """The trial identity and cumulative measurement, to resume a checkpointed run."""
+        """A JSON snapshot of the trial: identity and cumulative measurement so far."""
         return {
             "job_id": self._job_id,
             "batch_size": self._batch_size,
@@ -340,12 +342,6 @@ class BatchSizeOptimizer(Callback):
             "time_s": self._time_s,
             "energy_j": self._energy_j,
         }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume the trial described by `state_dict`."""
-        self.adopt_trial(int(state["batch_size"]), int(state["trial_number"]), state["job_id"])
-        self._current_epoch = int(state["current_epoch"])
-        self._time_s, self._energy_j = float(state["time_s"]), float(state["energy_j"])
 
     # -- internals ----------------------------------------------------------------------------
 
