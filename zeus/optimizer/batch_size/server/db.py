@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
 
 from zeus.errors import ZeusConfigError
 from zeus.optimizer.batch_size.server.errors import DomainError
+from zeus.optimizer.batch_size.server.queries import Queries, Tx
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.lock_rows = not is_sqlite(engine)
+        self.queries = Queries(engine.dialect)
 
     @contextmanager
     def _transaction(self, read_only: bool) -> Iterator[Connection]:
@@ -94,7 +95,7 @@ class Database:
             with conn.begin():  # commits on success, rolls back on any exception
                 yield conn
 
-    def write(self, operation: Callable[[Connection], T], retries: int = 2) -> T:
+    def write(self, operation: Callable[[Tx], T], retries: int = 2) -> T:
         """Run ``operation`` in one write transaction; retried when a concurrent insert won."""
         for attempt in range(retries + 1):
             try:
@@ -105,11 +106,11 @@ class Database:
                 logger.debug("integrity conflict, retrying the transaction")
         raise AssertionError("unreachable")
 
-    def _write_once(self, operation: Callable[[Connection], T]) -> T:
+    def _write_once(self, operation: Callable[[Tx], T]) -> T:
         kept: DomainError | None = None
         with self._transaction(read_only=False) as conn:
             try:
-                return operation(conn)
+                return operation(Tx(conn, self.queries))
             except DomainError as e:
                 if not e.keep_changes:
                     raise

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from zeus.optimizer.batch_size.server import store
+from zeus.optimizer.batch_size.server import reads
 from zeus.optimizer.batch_size.server.db import Database
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class _DatabaseCollector(Collector):
             "zeus_bso_database_up", "1 when the last scrape reached the database."
         )
         try:
-            counts = self.db.read(store.counts)
+            counts = self.db.read(reads.counts)
         except Exception:  # a scrape must not fail because the database is down
             logger.warning("metrics: database unreachable", exc_info=True)
             up.add_metric([], 0.0)

@@ -39,6 +39,8 @@ class JobRow(Base):
     num_trials: Mapped[int] = mapped_column(BigInteger, default=0)
     min_cost: Mapped[float | None] = mapped_column(Double, nullable=True)
     min_cost_batch_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # A lower bound of the running trials' lease ends: no lease can have expired before it.
+    next_lease_expiry: Mapped[float | None] = mapped_column(Double, nullable=True)
     created_at: Mapped[float] = mapped_column(Double)
     updated_at: Mapped[float] = mapped_column(Double)
 

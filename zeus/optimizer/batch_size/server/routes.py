@@ -25,7 +25,7 @@ from zeus.optimizer.batch_size.schemas import (
     TrialId,
     storable_text,
 )
-from zeus.optimizer.batch_size.server import store
+from zeus.optimizer.batch_size.server import reads, store
 from zeus.optimizer.batch_size.server.db import Database
 from zeus.optimizer.batch_size.server.metrics import ServerMetrics
 from zeus.optimizer.batch_size.server.settings import ServerSettings
@@ -76,7 +76,7 @@ def _clock(request: Request) -> Clock:
 def register_job(spec: JobSpecFromClient, request: Request, response: Response) -> Any:
     """Register a recurring job (201), or confirm the same registration again (200)."""
     clock = _clock(request)
-    echoed, created = _db(request).write(lambda conn: store.register_job(conn, spec, clock))
+    echoed, created = _db(request).write(lambda tx: store.register_job(tx, spec, clock))
     response.status_code = 201 if created else 200
     return echoed
 
@@ -85,27 +85,27 @@ def register_job(spec: JobSpecFromClient, request: Request, response: Response) 
 def predict(job_id: JobIdQuery, request: Request) -> PredictResponse:
     """Start a new trial of the job and get its batch size."""
     clock = _clock(request)
-    return _db(request).write(lambda conn: store.predict(conn, job_id, clock))
+    return _db(request).write(lambda tx: store.predict(tx, job_id, clock))
 
 
 @router.post("/report", response_model=ReportResponse, responses=ERRORS)
 def report(result: TrainingResult, request: Request) -> ReportResponse:
     """Report a trial's cumulative time, energy and metric after an epoch."""
     clock = _clock(request)
-    return _db(request).write(lambda conn: store.report(conn, result, clock))
+    return _db(request).write(lambda tx: store.report(tx, result, clock))
 
 
 @router.patch("/trials", response_model=None, responses=ERRORS)
 def end_trial(trial: TrialId, request: Request) -> None:
     """End a still-running trial as failed (idempotent)."""
     clock = _clock(request)
-    _db(request).write(lambda conn: store.end_trial(conn, trial, clock))
+    _db(request).write(lambda tx: store.end_trial(tx, trial, clock))
 
 
 @router.delete("/jobs", response_model=None, responses=ERRORS)
 def delete_job(job_id: JobIdQuery, request: Request) -> None:
     """Remove the job and all its trials."""
-    _db(request).write(lambda conn: store.delete_job(conn, job_id))
+    _db(request).write(lambda tx: store.delete_job(tx, job_id))
 
 
 @router.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
@@ -125,7 +125,7 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> list[JobSummary]:
     """Registered jobs, oldest first."""
-    return _db(request).read(lambda conn: store.list_jobs(conn, limit, offset))
+    return _db(request).read(lambda conn: reads.list_jobs(conn, limit, offset))
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
@@ -138,4 +138,4 @@ def metrics(request: Request) -> Response:
 @router.get("/jobs/{job_id:path}", response_model=JobDetail, responses=ERRORS)
 def job_detail(job_id: JobIdPath, request: Request) -> JobDetail:
     """A job's spec, stage, best cost so far and every trial."""
-    return _db(request).read(lambda conn: store.job_detail(conn, job_id))
+    return _db(request).read(lambda conn: reads.job_detail(conn, job_id))

@@ -1,34 +1,34 @@
-"""What each endpoint does to the database, one function per operation, inside the caller's transaction.
+"""What each write endpoint does to the database, inside the caller's transaction (`Tx`).
 
 Decisions come from the shared policy core (`zeus.policy.pruning_gts`); this module only stores its
 state per job and calls it. Every operation on a job first locks the job row (PostgreSQL/MySQL; SQLite
-holds the database write lock already), then expires overdue trial leases, then acts. SQLAlchemy Core,
-not the ORM, keeps the hot paths to a handful of statements.
+holds the database write lock already), so decisions of one job are serialised across processes.
+Leases: a running trial whose lease ran out counts as failed. Predict sweeps the job's expired trials
+(skipped while ``next_lease_expiry``, a lower bound of the running leases, lies ahead); report and
+end check their own trial. Hot statements are precompiled (`queries.py`).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import delete, insert
 
 from zeus.cost import zeus_cost
 from zeus.optimizer.batch_size.schemas import (
     MAX_MESSAGE_LEN,
-    JobDetail,
     JobSpecFromClient,
-    JobSummary,
     PredictResponse,
     ReportResponse,
     TrainingResult,
     TrialId,
-    TrialInfo,
 )
 from zeus.optimizer.batch_size.server.errors import (
+    DomainError,
     JobInfeasible,
     JobNotFound,
     SpecConflict,
@@ -36,10 +36,9 @@ from zeus.optimizer.batch_size.server.errors import (
     UnknownTrial,
 )
 from zeus.optimizer.batch_size.server.models import JOBS, TRIALS
+from zeus.optimizer.batch_size.server.queries import Tx
 from zeus.policy import pruning_gts
 from zeus.policy.pruning_gts import NoFeasibleBatchSize, PruningGTSState
-
-Row = Any  # a result row: columns by attribute
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +54,33 @@ class Clock:
     lease_s: float
 
 
+@lru_cache(maxsize=4096)
+def parse_spec(spec_json: str) -> JobSpecFromClient:
+    """A job's stored spec; cached because it never changes while the job exists."""
+    return JobSpecFromClient.model_validate_json(spec_json)
+
+
 @dataclass
 class LockedJob:
-    """A job row locked for this transaction, with its decoded spec and policy state."""
+    """A job row locked for this transaction; its policy state is decoded only when needed."""
 
     job_id: str
     spec: JobSpecFromClient
-    state: PruningGTSState
+    state_json: str
     num_trials: int
-    state_dirty: bool = False
+    min_cost: float | None
+    next_lease_expiry: float | None
+    _state: PruningGTSState | None = None
+
+    @property
+    def state(self) -> PruningGTSState:
+        if self._state is None:
+            self._state = PruningGTSState.from_json(self.state_json)
+        return self._state
+
+    @property
+    def changed(self) -> bool:
+        return self._state is not None
 
 
 def stage_of(state: PruningGTSState) -> str:
@@ -73,16 +90,13 @@ def stage_of(state: PruningGTSState) -> str:
 # ---------------------------------------------------------------------------------------- register
 
 
-def register_job(conn: Connection, spec: JobSpecFromClient, clock: Clock) -> tuple[Any, bool]:
+def register_job(tx: Tx, spec: JobSpecFromClient, clock: Clock) -> tuple[Any, bool]:
     """Create the job, or confirm an identical registration. Returns (spec echoed, created)."""
     if spec.job_id is None:
         spec = spec.model_copy(update={"job_id": f"{spec.job_id_prefix}-{secrets.token_hex(4)}"})
-    assert spec.job_id is not None
-    existing = conn.execute(
-        select(JOBS.c.spec_json).where(JOBS.c.job_id == spec.job_id)
-    ).scalar_one_or_none()
+    existing = tx.q.spec.run(tx.conn, job_id=spec.job_id).scalar_one_or_none()
     if existing is not None:
-        stored = JobSpecFromClient.model_validate_json(existing)
+        stored = parse_spec(existing)
         if not stored.same_job_as(spec):
             raise SpecConflict(
                 f"job {spec.job_id!r} is already registered with a different spec; "
@@ -99,7 +113,7 @@ def register_job(conn: Connection, spec: JobSpecFromClient, clock: Clock) -> tup
         prior_precision=spec.mab_prior_precision,
         num_explorations=spec.mab_num_explorations,
     )
-    conn.execute(
+    tx.conn.execute(
         insert(JOBS).values(
             job_id=spec.job_id,
             spec_json=spec.model_dump_json(),
@@ -117,178 +131,154 @@ def register_job(conn: Connection, spec: JobSpecFromClient, clock: Clock) -> tup
 # ------------------------------------------------------------------------------------ job locking
 
 
-def _lock_job(conn: Connection, job_id: str, missing: type[Exception]) -> LockedJob:
-    query = select(JOBS.c.spec_json, JOBS.c.policy_state_json, JOBS.c.num_trials).where(
-        JOBS.c.job_id == job_id
-    )
-    row = conn.execute(query.with_for_update()).first()
+def _lock_job(tx: Tx, job_id: str, missing: type[DomainError]) -> LockedJob:
+    row = tx.q.lock_job.run(tx.conn, job_id=job_id).first()
     if row is None:
         raise missing(f"unknown job_id {job_id!r}; register it with POST /jobs first")
     return LockedJob(
         job_id=job_id,
-        spec=JobSpecFromClient.model_validate_json(row.spec_json),
-        state=PruningGTSState.from_json(row.policy_state_json),
+        spec=parse_spec(row.spec_json),
+        state_json=row.policy_state_json,
         num_trials=row.num_trials,
+        min_cost=row.min_cost,
+        next_lease_expiry=row.next_lease_expiry,
     )
 
 
-def _save_job(conn: Connection, job: LockedJob, clock: Clock) -> None:
+def _save_job(tx: Tx, job: LockedJob, clock: Clock) -> None:
     state = job.state
-    conn.execute(
-        update(JOBS)
-        .where(JOBS.c.job_id == job.job_id)
-        .values(
-            policy_state_json=state.to_json(),
-            stage=stage_of(state),
-            num_trials=job.num_trials,
-            min_cost=state.min_cost,
-            min_cost_batch_size=state.min_cost_bs,
-            updated_at=clock.now,
-        )
+    tx.q.save_job.run(
+        tx.conn,
+        job_id=job.job_id,
+        state=state.to_json(),
+        stage=stage_of(state),
+        num_trials=job.num_trials,
+        min_cost=state.min_cost,
+        min_cost_bs=state.min_cost_bs,
+        next_lease_expiry=job.next_lease_expiry,
+        now=clock.now,
     )
 
 
-def _expire_leases(conn: Connection, job: LockedJob, clock: Clock) -> None:
-    """Trials silent for longer than their lease are failed, and the policy learns it."""
-    overdue = conn.execute(
-        select(
-            TRIALS.c.trial_number, TRIALS.c.batch_size, TRIALS.c.exploration, TRIALS.c.cost
-        ).where(
-            TRIALS.c.job_id == job.job_id,
-            TRIALS.c.status == RUNNING,
-            TRIALS.c.lease_expires_at < clock.now,
-        )
-    ).all()
-    for trial in overdue:
-        _abandon(conn, job, trial, "lease expired: no report in time", clock)
+def _expire_leases(tx: Tx, job: LockedJob, clock: Clock) -> None:
+    """Fail every running trial of the job whose lease ran out; the policy learns of each."""
+    if job.next_lease_expiry is None or job.next_lease_expiry > clock.now:
+        return  # no running lease can have ended yet
+    for trial in tx.q.overdue.run(tx.conn, job_id=job.job_id, now=clock.now).all():
+        _abandon(tx, job, trial.trial_number, trial, "lease expired: no report in time", clock)
+    job.next_lease_expiry = tx.q.next_expiry.run(tx.conn, job_id=job.job_id).scalar()
 
 
-def _abandon(conn: Connection, job: LockedJob, trial: Row, why: str, clock: Clock) -> None:
+def _abandon(tx: Tx, job: LockedJob, number: int, trial: Any, why: str, clock: Clock) -> None:
     """End a running trial as failed; the policy observes it with the cost it had spent."""
     spent = float(trial.cost or 0.0)
-    pruning_gts.observe(job.state, trial.batch_size, spent, False, trial.exploration)
-    job.state_dirty = True
-    conn.execute(
-        update(TRIALS)
-        .where(TRIALS.c.job_id == job.job_id, TRIALS.c.trial_number == trial.trial_number)
-        .values(
-            status=FAILED,
-            converged=False,
-            message=why,
-            lease_expires_at=None,
-            updated_at=clock.now,
-        )
-    )
-    logger.info("job %s trial %d failed: %s", job.job_id, trial.trial_number, why)
+    pruning_gts.observe(job.state, trial.batch_size, spent, False, bool(trial.exploration))
+    tx.q.abandon.run(tx.conn, job_id=job.job_id, trial_number=number, message=why, now=clock.now)
+    logger.info("job %s trial %d failed: %s", job.job_id, number, why)
 
 
 # ----------------------------------------------------------------------------------------- predict
 
 
-def predict(conn: Connection, job_id: str, clock: Clock) -> PredictResponse:
+def predict(tx: Tx, job_id: str, clock: Clock) -> PredictResponse:
     """Hand out a new trial: its number and the batch size the policy picks."""
-    job = _lock_job(conn, job_id, UnknownJob)
-    _expire_leases(conn, job, clock)
+    job = _lock_job(tx, job_id, UnknownJob)
+    _expire_leases(tx, job, clock)
     try:
         batch_size, exploration = pruning_gts.next_batch_size(job.state)
     except NoFeasibleBatchSize as e:
-        if job.state_dirty:  # the leases just expired stay expired: this error commits
-            _save_job(conn, job, clock)
+        _save_job(tx, job, clock)  # keep expired leases expired: this error commits
         raise JobInfeasible(
             f"job {job_id!r} cannot be optimised: {e}. Check target_metric and batch_sizes, "
             "then delete and register the job again.",
             keep_changes=True,
         ) from None
     job.num_trials += 1
-    conn.execute(
-        insert(TRIALS).values(
-            job_id=job_id,
-            trial_number=job.num_trials,
-            batch_size=batch_size,
-            exploration=exploration,
-            status=RUNNING,
-            started_at=clock.now,
-            updated_at=clock.now,
-            lease_expires_at=clock.now + clock.lease_s,
-        )
+    lease_end = clock.now + clock.lease_s
+    tx.q.insert_trial.run(
+        tx.conn,
+        job_id=job_id,
+        trial_number=job.num_trials,
+        batch_size=batch_size,
+        exploration=exploration,
+        now=clock.now,
+        lease_expires_at=lease_end,
     )
-    _save_job(conn, job, clock)
+    if job.next_lease_expiry is None or lease_end < job.next_lease_expiry:
+        job.next_lease_expiry = lease_end
+    _save_job(tx, job, clock)
     return PredictResponse(job_id=job_id, batch_size=batch_size, trial_number=job.num_trials)
 
 
 # ------------------------------------------------------------------------------------------ report
 
 
-def _locked_trial(conn: Connection, job: LockedJob, trial: TrialId) -> Row:
-    row = conn.execute(
-        select(TRIALS).where(
-            TRIALS.c.job_id == job.job_id, TRIALS.c.trial_number == trial.trial_number
-        )
-    ).first()
+class TrialState(NamedTuple):
+    """The columns of a trial that report and end need (order of `Queries.trial`)."""
+
+    batch_size: int
+    exploration: bool
+    status: str
+    lease_expires_at: float | None
+    cost: float | None
+    converged: bool | None
+    message: str | None
+
+
+def _trial(tx: Tx, job: LockedJob, trial: TrialId, clock: Clock) -> TrialState:
+    """The trial's row; a running trial whose lease ran out is failed first."""
+    found = tx.q.trial.run(tx.conn, job_id=job.job_id, trial_number=trial.trial_number).first()
+    row = None if found is None else TrialState._make(found)
     if row is None or row.batch_size != trial.batch_size:
         raise UnknownTrial(
             f"job {job.job_id!r} has no trial {trial.trial_number} with batch size "
             f"{trial.batch_size}"
         )
+    if row.status == RUNNING and (row.lease_expires_at or 0.0) < clock.now:
+        why = "lease expired: no report in time"
+        _abandon(tx, job, trial.trial_number, row, why, clock)
+        _save_job(tx, job, clock)
+        return row._replace(status=FAILED, converged=False, message=why)
     return row
 
 
-def report(conn: Connection, result: TrainingResult, clock: Clock) -> ReportResponse:
+def report(tx: Tx, result: TrainingResult, clock: Clock) -> ReportResponse:
     """Account one epoch's cumulative result; decide whether training goes on."""
-    job = _lock_job(conn, result.job_id, UnknownJob)
-    _expire_leases(conn, job, clock)
-    trial = _locked_trial(conn, job, result)
+    job = _lock_job(tx, result.job_id, UnknownJob)
+    trial = _trial(tx, job, result, clock)
     if trial.status != RUNNING:  # already ended: the stored outcome, again
-        if job.state_dirty:
-            _save_job(conn, job, clock)
-        return ReportResponse(
-            stop_train=True, converged=bool(trial.converged), message=trial.message or ""
-        )
-    spec, state = job.spec, job.state
+        converged = bool(trial.converged)
+        return ReportResponse(stop_train=True, converged=converged, message=trial.message or "")
+    spec = job.spec
     cost = zeus_cost(result.energy, result.time, spec.eta_knob, spec.max_power)
-    reached = (
-        result.metric >= spec.target_metric
-        if spec.higher_is_better_metric
-        else result.metric <= spec.target_metric
-    )
+    if spec.higher_is_better_metric:
+        reached = result.metric >= spec.target_metric
+    else:
+        reached = result.metric <= spec.target_metric
     bound = (
-        None
-        if spec.beta_knob is None or state.min_cost is None
-        else spec.beta_knob * state.min_cost
+        None if spec.beta_knob is None or job.min_cost is None else spec.beta_knob * job.min_cost
     )
     within_budget = bound is None or cost <= bound
     measured = {
+        "job_id": job.job_id,
+        "trial_number": result.trial_number,
         "current_epoch": result.current_epoch,
         "time_s": result.time,
         "energy_j": result.energy,
         "cost": cost,
-        "updated_at": clock.now,
+        "now": clock.now,
     }
-    where = (TRIALS.c.job_id == job.job_id, TRIALS.c.trial_number == result.trial_number)
     if within_budget and result.current_epoch < spec.max_epochs and not reached:
-        conn.execute(
-            update(TRIALS)
-            .where(*where)
-            .values(lease_expires_at=clock.now + clock.lease_s, **measured)
-        )
-        if job.state_dirty:
-            _save_job(conn, job, clock)
+        tx.q.progress.run(tx.conn, lease_expires_at=clock.now + clock.lease_s, **measured)
         return ReportResponse(stop_train=False, converged=False, message="keep training")
     converged = reached and within_budget
     message = _outcome_message(reached, within_budget, cost, bound, result.current_epoch)
-    conn.execute(
-        update(TRIALS)
-        .where(*where)
-        .values(
-            status=SUCCEEDED if converged else FAILED,
-            converged=converged,
-            message=message[:MAX_MESSAGE_LEN],
-            lease_expires_at=None,
-            **measured,
-        )
+    status = SUCCEEDED if converged else FAILED
+    tx.q.finish.run(
+        tx.conn, status=status, converged=converged, message=message[:MAX_MESSAGE_LEN], **measured
     )
-    pruning_gts.observe(state, result.batch_size, cost, converged, trial.exploration)
-    _save_job(conn, job, clock)
+    pruning_gts.observe(job.state, result.batch_size, cost, converged, bool(trial.exploration))
+    _save_job(tx, job, clock)
     return ReportResponse(stop_train=True, converged=converged, message=message)
 
 
@@ -305,92 +295,19 @@ def _outcome_message(
 # ------------------------------------------------------------------------------ end trial, delete
 
 
-def end_trial(conn: Connection, trial_id: TrialId, clock: Clock) -> None:
+def end_trial(tx: Tx, trial_id: TrialId, clock: Clock) -> None:
     """End a still-running trial as failed; ending an ended trial changes nothing."""
-    job = _lock_job(conn, trial_id.job_id, JobNotFound)
-    _expire_leases(conn, job, clock)
-    trial = _locked_trial(conn, job, trial_id)
+    job = _lock_job(tx, trial_id.job_id, JobNotFound)
+    trial = _trial(tx, job, trial_id, clock)
     if trial.status == RUNNING:
-        _abandon(conn, job, trial, "ended by the client before finishing", clock)
-    if job.state_dirty:
-        _save_job(conn, job, clock)
+        _abandon(
+            tx, job, trial_id.trial_number, trial, "ended by the client before finishing", clock
+        )
+        _save_job(tx, job, clock)
 
 
-def delete_job(conn: Connection, job_id: str) -> None:
-    conn.execute(delete(TRIALS).where(TRIALS.c.job_id == job_id))
-    if conn.execute(delete(JOBS).where(JOBS.c.job_id == job_id)).rowcount == 0:
+def delete_job(tx: Tx, job_id: str) -> None:
+    tx.conn.execute(delete(TRIALS).where(TRIALS.c.job_id == job_id))
+    if tx.conn.execute(delete(JOBS).where(JOBS.c.job_id == job_id)).rowcount == 0:
         raise JobNotFound(f"unknown job_id {job_id!r}")
     logger.info("deleted job %s", job_id)
-
-
-# ------------------------------------------------------------------------------------------- reads
-
-
-def list_jobs(conn: Connection, limit: int, offset: int) -> list[JobSummary]:
-    rows = conn.execute(
-        select(
-            JOBS.c.job_id,
-            JOBS.c.stage,
-            JOBS.c.num_trials,
-            JOBS.c.min_cost,
-            JOBS.c.min_cost_batch_size,
-            JOBS.c.created_at,
-        )
-        .order_by(JOBS.c.created_at, JOBS.c.job_id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return [_summary(row) for row in rows]
-
-
-def _summary(row: Row) -> JobSummary:
-    return JobSummary(
-        job_id=row.job_id,
-        stage=row.stage,
-        num_trials=row.num_trials,
-        min_cost=row.min_cost,
-        min_cost_batch_size=row.min_cost_batch_size,
-        created_at=row.created_at,
-    )
-
-
-def job_detail(conn: Connection, job_id: str) -> JobDetail:
-    row = conn.execute(select(JOBS).where(JOBS.c.job_id == job_id)).first()
-    if row is None:
-        raise JobNotFound(f"unknown job_id {job_id!r}")
-    trials = conn.execute(
-        select(TRIALS).where(TRIALS.c.job_id == job_id).order_by(TRIALS.c.trial_number)
-    ).all()
-    return JobDetail(
-        **_summary(row).model_dump(),
-        spec=JobSpecFromClient.model_validate_json(row.spec_json),
-        trials=[_trial_info(t) for t in trials],
-    )
-
-
-def _trial_info(t: Row) -> TrialInfo:
-    return TrialInfo(
-        trial_number=t.trial_number,
-        batch_size=t.batch_size,
-        status=t.status,
-        exploration=t.exploration,
-        started_at=t.started_at,
-        updated_at=t.updated_at,
-        lease_expires_at=t.lease_expires_at,
-        current_epoch=t.current_epoch,
-        time=t.time_s,
-        energy=t.energy_j,
-        cost=t.cost,
-        converged=t.converged,
-        message=t.message,
-    )
-
-
-def counts(conn: Connection) -> dict[str, Sequence[tuple[str, int]]]:
-    """Jobs per stage and trials per status, for /metrics."""
-    jobs = conn.execute(select(JOBS.c.stage, func.count()).group_by(JOBS.c.stage)).all()
-    trials = conn.execute(select(TRIALS.c.status, func.count()).group_by(TRIALS.c.status)).all()
-    return {
-        "jobs": [(str(s), int(n)) for s, n in jobs],
-        "trials": [(str(s), int(n)) for s, n in trials],
-    }

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("num_trials", sa.BigInteger(), nullable=False),
         sa.Column("min_cost", sa.Double(), nullable=True),
         sa.Column("min_cost_batch_size", sa.BigInteger(), nullable=True),
+        sa.Column("next_lease_expiry", sa.Double(), nullable=True),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.Column("updated_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("job_id", name="pk_bso_jobs"),
