@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
-from conftest import LiveServer
+from conftest import LiveServer, start_server, stop_server
 from helpers import replay_monitor, spec, unique_job_id
 
 from zeus.errors import ZeusConfigError, ZeusServerError
@@ -144,3 +145,21 @@ def test_closing_mid_trial_keeps_the_failure_handler(bso_server: LiveServer) -> 
     (trial,) = _trials(bso_server, str(job.job_id))
     assert trial["status"] == "failed"
     bso.close()
+
+
+def test_the_bearer_token_is_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = start_server(tmp_path, "--token", "s3cret")
+    try:
+        no_token = BatchSizeOptimizer(replay_monitor(), server.url, spec())
+        with pytest.raises(ZeusServerError, match="401"):
+            no_token.get_batch_size()
+        with_arg = BatchSizeOptimizer(replay_monitor(), server.url, spec(), token="s3cret")
+        assert with_arg.get_batch_size() == 32
+        monkeypatch.setenv("ZEUS_BSO_TOKEN", "s3cret")
+        from_env = BatchSizeOptimizer(replay_monitor(), server.url, spec())
+        assert from_env.get_batch_size() == 32
+        for bso in (no_token, with_arg, from_env):
+            bso.end_trial_as_failed()
+            bso.close()
+    finally:
+        stop_server(server)

@@ -107,7 +107,10 @@ def test_data_parallel_launches_share_trials_across_ranks(server_url: str) -> No
     job = _job(server_url, "mnist-dp-e2e")
     _check_recurrences(job, codes, [32, 16])  # one trial per launch, not one per rank
     assert job["spec"]["number_of_gpus"] == 2
-    assert job["spec"]["max_power"] == 2 * 300  # two replay A40s, 300 W maximum limit each
+    from zeus.device import get_gpus
+
+    max_limit_w = get_gpus(backend="replay:a40-resnet50")[0].max_power_limit_w
+    assert job["spec"]["max_power"] == 2 * max_limit_w  # two replay A40s
 
 
 def _write_idx(path: Path, array: Any, gz: bool) -> None:
