@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import typer
@@ -41,6 +42,7 @@ def demo(
 ) -> None:
     """Run a recurring training job with Zeus and show the energy and time it saves."""
     from zeus.policy import DefaultBatchSizeOptimizer, PruningGTSBatchSizeOptimizer
+    from zeus.policy.base import BatchSizeOptimizer
     from zeus.run.demo import (
         DEMO_BATCH_SIZES,
         DEMO_BETA,
@@ -50,7 +52,7 @@ def demo(
         demo_job,
         plot_demo,
     )
-    from zeus.run.master import ZeusMaster
+    from zeus.run.master import JobChoosesBatchSize, ZeusMaster
 
     started = time.monotonic()
     console = Console()
@@ -58,7 +60,8 @@ def demo(
     out = out.resolve()
     _prepare_out(out)
     gpu = choose_gpu(profile)
-    job = demo_job(out)
+    bso_job_id = f"zeus-demo-{uuid.uuid4().hex[:8]}"
+    job = demo_job(out, server, bso_job_id)
     env = {} if gpu.backend is None else {"ZEUS_GPU": gpu.backend}
     console.rule("[bold]zeus demo")
     console.print(
@@ -79,21 +82,28 @@ def demo(
         seed=seed,
         env=env,
         echo=echo,
-    ).run(job, DEMO_BATCH_SIZES, 1)
+    ).run(demo_job(out), DEMO_BATCH_SIZES, 1)
     default = default_state.runs[-1]
     console.print(
         f"Default: {default.energy_j:,.0f} J, {default.time_s:.1f} s, cost {default.cost:,.0f} "
         f"({default.epochs} epochs at {default.power_limit_w} W)"
     )
 
-    policy = PruningGTSBatchSizeOptimizer(seed=seed)
-    view = SeriesView(
-        num_recurrence, "Zeus: pruning + Thompson sampling batch sizes, JIT power limits"
-    )
+    policy: BatchSizeOptimizer = PruningGTSBatchSizeOptimizer(seed=seed)
+    title = "Zeus: pruning + Thompson sampling batch sizes, JIT power limits"
+    if server is not None:
+        policy = JobChoosesBatchSize()  # each run asks the server; the server applies beta
+        title = (
+            f"Zeus: batch sizes from the BSO server {server} (job {bso_job_id}), JIT power limits"
+        )
+        console.print(
+            f"Batch sizes come from the BSO server at [bold]{server}[/], job {bso_job_id}."
+        )
+    view = SeriesView(num_recurrence, title)
     master = ZeusMaster(
         policy,
         out / "series",
-        beta_knob=DEMO_BETA,
+        beta_knob=None if server else DEMO_BETA,
         profile_params=DEMO_PROFILE_PARAMS,
         seed=seed,
         env=env,

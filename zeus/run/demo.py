@@ -8,6 +8,7 @@ configuration (the default batch size at the maximum power limit) is measured by
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from dataclasses import dataclass
@@ -30,10 +31,13 @@ DEMO_PROFILE_PARAMS = (2, 5)
 """Warmup and measured steps per power limit: a 128-sample batch gives 35 steps per epoch."""
 
 
-def demo_job(workdir: Path) -> Job:
+def demo_job(workdir: Path, server: str | None = None, bso_job_id: str = "zeus-demo") -> Job:
     """The demo's recurring job. Every recurrence retrains on the same data with the same seed, so
-    the runs of one batch size differ only by measurement noise (and their power limit)."""
-    return Job(
+    the runs of one batch size differ only by measurement noise (and their power limit).
+
+    With ``server``, each run asks that BSO server for its batch size (the template has no ``{bs}``).
+    """
+    job = Job(
         dataset="digits",
         network="cnn",
         optimizer="adam",
@@ -54,6 +58,30 @@ def demo_job(workdir: Path) -> Job:
             "{epochs}",
         ),
     )
+    if server is None:
+        return job
+    command = (
+        sys.executable,
+        "-m",
+        "zeus.run.demo_job",
+        "--server",
+        server,
+        "--bso-job-id",
+        bso_job_id,
+        "--batch-sizes",
+        ",".join(str(b) for b in DEMO_BATCH_SIZES),
+        "--default-batch-size",
+        str(DEMO_DEFAULT_BS),
+        "--default-lr",
+        str(DEMO_LR),
+        "--target-metric",
+        "{target_metric}",
+        "--beta-knob",
+        str(DEMO_BETA),
+        "--epochs",
+        "{epochs}",
+    )
+    return dataclasses.replace(job, command=command)
 
 
 @dataclass(frozen=True)

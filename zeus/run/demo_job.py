@@ -73,22 +73,101 @@ def warm_up(model: Any, batch: Any) -> None:
     model.zero_grad(set_to_none=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="zeus demo training job (digits MLP)")
-    parser.add_argument("--batch-size", type=int, required=True)
-    parser.add_argument("--lr", type=float, required=True)
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="zeus demo training job (digits CNN)")
+    parser.add_argument("--batch-size", type=int, help="required unless --server decides it")
+    parser.add_argument("--lr", type=float, help="learning rate at --batch-size")
     parser.add_argument("--epochs", type=int, required=True, help="max epochs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--copies", type=int, default=3, help="shifted copies of each image per epoch"
     )
+    server = parser.add_argument_group("batch size from a BSO server (zeus serve)")
+    server.add_argument("--server", help="BSO server URL; the server picks the batch size")
+    server.add_argument("--bso-job-id", help="the recurring job's id on the server")
+    server.add_argument("--batch-sizes", help="candidates, comma-separated")
+    server.add_argument("--default-batch-size", type=int)
+    server.add_argument("--default-lr", type=float, help="learning rate at --default-batch-size")
+    server.add_argument("--target-metric", type=float)
+    server.add_argument("--eta-knob", type=float, default=0.5)
+    server.add_argument("--beta-knob", type=float, default=2.0)
     args = parser.parse_args(argv)
+    needed = (
+        ["bso_job_id", "batch_sizes", "default_batch_size", "default_lr", "target_metric"]
+        if args.server
+        else ["batch_size", "lr"]
+    )
+    missing = [name for name in needed if getattr(args, name) is None]
+    if missing:
+        parser.error("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
+    return args
+
+
+def connect_bso(args: argparse.Namespace, monitor: Any) -> Any:
+    """Ask the BSO server for this launch's batch size; sets ``args.batch_size`` and ``args.lr``."""
+    from zeus.optimizer.batch_size import BatchSizeOptimizer, JobSpec
+    from zeus.policy.lr_scaling import scale_lr
+
+    spec = JobSpec(
+        job_id_prefix="zeus-demo",
+        job_id=args.bso_job_id,
+        batch_sizes=tuple(int(b) for b in args.batch_sizes.split(",")),
+        default_batch_size=args.default_batch_size,
+        eta_knob=args.eta_knob,
+        beta_knob=args.beta_knob,
+        target_metric=args.target_metric,
+        max_epochs=args.epochs,
+        mab_seed=args.seed,
+    )
+    bso = BatchSizeOptimizer(monitor, args.server, spec)
+    args.batch_size = bso.get_batch_size()
+    args.lr = scale_lr(args.default_lr, args.default_batch_size, args.batch_size, optimizer="adam")
+    print(f"BSO server chose batch size {args.batch_size} (lr {args.lr:.4g})", flush=True)
+    return bso
+
+
+def write_early_stop_result(train_loader: Any, monitor: Any, eta_knob: float) -> None:
+    """The server stopped the run before the target: the result `ZeusMaster` reads, reached=False.
+
+    (`ZeusDataLoader` writes results only for runs that stop by its own rules.)"""
+    import json
+    import os
+
+    from zeus.cost import zeus_cost
+
+    history = train_loader.history
+    energy_j, time_s = sum(r.energy_j for r in history), sum(r.time_s for r in history)
+    max_power_w = float(sum(gpu.max_power_limit_w for gpu in monitor.gpus))
+    engine = train_loader.power_limit_optimizer
+    result = {
+        "job_id": os.environ.get("ZEUS_JOB_ID", "zeus"),
+        "batch_size": train_loader.batch_size,
+        "power_limit_w": None if engine is None else engine.chosen_power_limit_w,
+        "epochs": len(history),
+        "energy_j": energy_j,
+        "time_s": time_s,
+        "reached": False,
+        "final_metric": history[-1].metric if history else None,
+        "cost": zeus_cost(energy_j, time_s, eta_knob, max_power_w),
+        "eta_knob": eta_knob,
+        "max_power_w": max_power_w,
+        "stop_reason": "bso_server",
+    }
+    log_dir = os.environ.get("ZEUS_LOG_DIR")
+    if log_dir:
+        path = Path(log_dir) / f"{result['job_id']}.result.json"
+        path.write_text(json.dumps(result, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     import torch
     from torch import nn
     from torch.utils.data import TensorDataset
 
+    from zeus.monitor import ZeusMonitor
     from zeus.run import ZeusDataLoader
 
     torch.set_num_threads(1)  # tiny model: threads only add overhead on a small machine
@@ -98,13 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     x, y = torch.from_numpy(images), torch.from_numpy(labels)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
     train, test = order[:1500], order[1500:]
-
     x_train, y_train = augment(x[train], y[train], args.copies, seed=args.seed)
+
+    monitor = ZeusMonitor()  # one monitor for the loader and the BSO client: one clock per GPU
+    bso = connect_bso(args, monitor) if args.server else None
     train_loader = ZeusDataLoader(
         TensorDataset(x_train, y_train),
         batch_size=args.batch_size,
         shuffle=True,
         max_epochs=args.epochs,
+        monitor=monitor,
     )
     eval_loader = ZeusDataLoader(TensorDataset(x[test], y[test]), batch_size=512)
     model = nn.Sequential(
@@ -119,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     params = list(model.parameters())
     adam_state: dict[str, Any] = {}
 
-    for epoch in train_loader.epochs():
+    epochs = train_loader.epochs()
+    if bso is not None:
+        bso.on_train_begin()
+    for epoch in epochs:
         model.train()
         for xb, yb in train_loader:
             loss = nn.functional.cross_entropy(model(xb.to(device)), yb.to(device))
@@ -133,7 +218,26 @@ def main(argv: list[str] | None = None) -> int:
         accuracy = correct / len(test)
         print(f"epoch {epoch}: test accuracy {accuracy:.3f}", flush=True)
         train_loader.report_metric(accuracy, higher_is_better=True)
+        if bso is not None and not report_to_server(bso, accuracy):
+            getattr(epochs, "close", lambda: None)()  # ends the epoch window; no loader result
+            write_early_stop_result(train_loader, monitor, args.eta_knob)
+            break
+    if bso is not None:
+        bso.on_train_end()
+        bso.close()
     return 0
+
+
+def report_to_server(bso: Any, accuracy: float) -> bool:
+    """Report the epoch; False when the server stopped the trial without convergence."""
+    from zeus.optimizer.batch_size.client import ZeusBSOEarlyStop
+
+    try:
+        bso.on_evaluate(accuracy)
+    except ZeusBSOEarlyStop as e:
+        print(f"BSO server stopped this run: {e}", flush=True)
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -54,6 +54,33 @@ class MasterListener:
         """A recurrence reached the target."""
 
 
+class JobChoosesBatchSize(BatchSizeOptimizer):
+    """For jobs that get their batch size elsewhere (e.g. from a BSO server through the client).
+
+    `predict` only returns a placeholder (``job.default_bs``; the command template should not use
+    ``{bs}``): the master records the batch size the job reports in its result file.
+    """
+
+    job_chooses_batch_size = True
+
+    def register_job(self, job: Job, batch_sizes: list[int]) -> None:
+        """Nothing to prepare."""
+
+    def predict(self, job: Job) -> int:
+        return job.default_bs
+
+    def observe(
+        self, job: Job, batch_size: int, cost: float, converged: bool | None = None
+    ) -> None:
+        """The job reported to its own optimizer already."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Stateless."""
+
+
 def job_to_json(job: Job) -> dict[str, Any]:
     data = dataclasses.asdict(job)
     if data["command"] is not None:
@@ -234,7 +261,7 @@ class ZeusMaster:
         run_index = len(state.runs)
         job_id = f"{_safe_name(job.name)}-r{recurrence:03d}-t{try_number:02d}-{run_index:04d}"
         lr = None
-        if job.default_lr is not None:
+        if job.default_lr is not None and not getattr(self.policy, "job_chooses_batch_size", False):
             lr = scale_lr(
                 job.default_lr,
                 job.default_bs,
@@ -334,13 +361,17 @@ class ZeusMaster:
             record.cost = float(
                 zeus_cost(record.energy_j, record.time_s, self.eta_knob, record.max_power_w)
             )
-            if int(result.get("batch_size", record.batch_size)) != record.batch_size:
-                logger.warning(
-                    "Run %s reports batch size %s, launched with %d",
-                    record.job_id,
-                    result.get("batch_size"),
-                    record.batch_size,
-                )
+            reported = int(result.get("batch_size", record.batch_size))
+            if reported != record.batch_size:
+                if not getattr(self.policy, "job_chooses_batch_size", False):
+                    logger.warning(
+                        "Run %s reports batch size %d, launched with %d; recording %d",
+                        record.job_id,
+                        reported,
+                        record.batch_size,
+                        reported,
+                    )
+                record.batch_size = reported
         if record.exit_code != 0:
             record.status = "crashed"
             record.message = record.message or f"exited with code {record.exit_code}"
