@@ -267,6 +267,21 @@ def test_observe_only_keeps_the_power_limit(tmp_path: Path) -> None:
     assert result["energy_j"] > 0
 
 
+def test_explicit_monitor_is_used_instead_of_zeus_gpu(tmp_path: Path) -> None:
+    from zeus.device.replay import ReplayGPU
+    from zeus.monitor import ZeusMonitor
+
+    gpu = ReplayGPU("v100-bert-base-uncased")  # 100..250 W; ZEUS_GPU is unset
+    monitor = ZeusMonitor(gpus=[gpu], sync_execution_with="none")
+    train_loader, eval_loader = make_loaders(max_epochs=2, monitor=monitor, log_dir=tmp_path)
+    Trainer(train_loader, eval_loader).run()
+    assert train_loader.monitor is monitor
+    result = json.loads((tmp_path / "zeus.result.json").read_text())
+    assert result["max_power_w"] == 250
+    assert result["power_limit_w"] in range(100, 251, 25)
+    assert gpu.get_power_limit_w() == 250  # restored
+
+
 def test_without_a_gpu_measures_time_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ZEUS_GPU", "none")
     train_loader, eval_loader = make_loaders(max_epochs=1, log_dir=tmp_path)
@@ -343,6 +358,8 @@ def test_misuse_gets_clear_errors() -> None:
     train_set, test_set = digits()
     with pytest.raises(ZeusConfigError, match="only apply to the train loader"):
         ZeusDataLoader(test_set, batch_size=8, target_metric=0.9)
+    with pytest.raises(ZeusConfigError, match="monitor only apply to the train loader"):
+        ZeusDataLoader(test_set, batch_size=8, monitor=object())
     train_loader = ZeusDataLoader(train_set, batch_size=8, max_epochs=2)
     with pytest.raises(ZeusConfigError, match="report_metric\\(\\) must be called inside"):
         train_loader.report_metric(0.5)

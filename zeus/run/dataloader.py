@@ -142,7 +142,7 @@ _active_run: _TrainRun | None = None
 class ZeusDataLoader(DataLoader[Any]):
     """A `torch.utils.data.DataLoader` that optimizes the GPU power limit and stops on time.
 
-    Args beyond `DataLoader`'s (all keyword-only; all but ``monitor`` only for the train loader):
+    Args beyond `DataLoader`'s (keyword-only, train loader only; eval loaders take none of them):
         max_epochs: makes this the train loader; training never runs more epochs.
         target_metric: stop once the reported metric reaches it (``ZEUS_TARGET_METRIC``).
         cost_thresh: stop before an epoch whose cost would cross it (``ZEUS_COST_THRESH``; inf).
@@ -179,10 +179,11 @@ class ZeusDataLoader(DataLoader[Any]):
             "job_id": job_id,
             "profile_params": profile_params,
             "use_optimal_pl": use_optimal_pl,
+            "monitor": monitor,
         }
         self._config: RunConfig | None = None
         if max_epochs is None:
-            given = [k for k in TRAIN_ONLY_ARGS if zeus_args[k] is not None]
+            given = [k for k in (*TRAIN_ONLY_ARGS, "monitor") if zeus_args[k] is not None]
             if given:
                 raise ZeusConfigError(
                     f"{', '.join(given)} only apply to the train loader (the one constructed with "
@@ -191,7 +192,7 @@ class ZeusDataLoader(DataLoader[Any]):
         else:
             if _training_loaders:
                 raise ZeusConfigError(_SECOND_TRAIN_LOADER)
-            self._config = resolve_config(max_epochs, zeus_args)
+            self._config = resolve_config(max_epochs, {k: zeus_args[k] for k in TRAIN_ONLY_ARGS})
         super().__init__(dataset, batch_size, *args, **kwargs)
         self._monitor = monitor
         self._run: _TrainRun | None = None
