@@ -43,12 +43,14 @@ class ReadOnlyGPU:
     """A replay GPU this process may not change: like NVML without root.
 
     ``honest=True`` reports it in its capabilities; ``honest=False`` claims permission and only
-    fails on the set call (as some drivers do).
+    fails on the set call (as some drivers do). ``allowed_sets`` lets that many set calls through
+    first: permission revoked mid-training.
     """
 
-    def __init__(self, inner: ReplayGPU, honest: bool = True) -> None:
+    def __init__(self, inner: ReplayGPU, honest: bool = True, allowed_sets: int = 0) -> None:
         self.inner = inner
         self.honest = honest
+        self.allowed_sets = allowed_sets
         self.set_attempts = 0
 
     @property
@@ -80,6 +82,9 @@ class ReadOnlyGPU:
 
     def set_power_limit_w(self, watts: int) -> None:
         self.set_attempts += 1
+        if self.set_attempts <= self.allowed_sets:
+            self.inner.set_power_limit_w(watts)
+            return
         raise ZeusPermissionError(f"GPU {self.index}: changing the power limit needs root")
 
     def reset_power_limit(self) -> None:

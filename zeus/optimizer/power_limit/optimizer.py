@@ -142,7 +142,13 @@ class GlobalPowerLimitOptimizer(Callback):
 
     @property
     def world_size(self) -> int:
+        """Processes of the job (1 unless torch.distributed is initialised with more)."""
         return self._coordinator.world_size
+
+    @property
+    def num_gpus(self) -> int:
+        """GPUs of the whole job, all ranks together (known from the first hook on)."""
+        return self._context.num_gpus
 
     # -- hooks ------------------------------------------------------------------------------------
 

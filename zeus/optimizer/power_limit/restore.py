@@ -67,7 +67,8 @@ class LimitGuard:
             for gpu in self._gpus:
                 original_w = self._original_w[gpu.index]
                 try:
-                    gpu.set_power_limit_w(original_w)
+                    if gpu.get_power_limit_w() != original_w:
+                        gpu.set_power_limit_w(original_w)
                 except (ZeusError, OSError) as error:
                     logger.error(
                         "could not restore GPU %d power limit to %d W (%s): %s",
