@@ -83,7 +83,8 @@ def _rank() -> int:
 
 
 def _local_gpu_index() -> int:
-    """The GPU this rank trains on, as `get_gpus()` indexes them."""
+    """The GPU this process trains on, as `get_gpus()` indexes them: the current CUDA device, else
+    ``LOCAL_RANK`` (or the rank) under `torch.distributed`, else 0."""
     if torch.cuda.is_available():
         return torch.cuda.current_device()
     return int(os.environ.get("LOCAL_RANK", _rank()))
@@ -151,8 +152,10 @@ class ZeusDataLoader(DataLoader[Any]):
         job_id: prefix of this run's files (``ZEUS_JOB_ID``; "zeus").
         profile_params: (warmup, measure) steps per power limit (``ZEUS_PROFILE_PARAMS``; 10, 40).
         use_optimal_pl: False = observe only, never change the limit (``ZEUS_USE_OPTIMAL_PL``).
-        monitor: the `ZeusMonitor` to measure with; default one over `zeus.device.get_gpus()`
-            (this rank's GPU under `torch.distributed`), created when `epochs()` starts.
+        monitor: the `ZeusMonitor` to measure with (pass one to measure several GPUs, as with
+            ``DataParallel``); default: one over this process's GPU from `zeus.device.get_gpus()`
+            (the current CUDA device; ``LOCAL_RANK``'s under `torch.distributed`), created when
+            `epochs()` starts.
     """
 
     def __init__(
@@ -459,11 +462,14 @@ def _epoch_window(epoch: int) -> str:
 
 
 def _default_monitor() -> ZeusMonitor:
+    """A monitor of this process's GPU only: never limit GPUs that other jobs may be using."""
+    from zeus.device import get_gpus
     from zeus.monitor import ZeusMonitor
 
-    if _dist_ready():
-        return ZeusMonitor(gpu_indices=[_local_gpu_index()])
-    return ZeusMonitor()
+    gpus = get_gpus()
+    if not gpus:
+        return ZeusMonitor(gpus=[])
+    return ZeusMonitor(gpus=gpus, gpu_indices=[_local_gpu_index()])
 
 
 def _log_summary(result: dict[str, Any], run: _TrainRun, monitor: ZeusMonitor | None) -> None:
