@@ -94,7 +94,7 @@ def test_quick_example_reports_savings_that_match_the_profile(case: Case, tmp_pa
         expected_w = case.num_gpus * profile.power_at(limit_w)
         # One process: the window's power is the profile's. Data parallel: energy is summed over
         # ranks whose windows differ slightly in length while time is the longest, so a bit lower.
-        low = 0.98 if case.num_gpus == 1 else 0.8
+        low = 0.98 if case.num_gpus == 1 else 0.7
         assert low * expected_w <= power_w <= 1.02 * expected_w, (limit_w, power_w, expected_w)
         assert energy_j == pytest.approx(time_s * power_w, rel=0.03, abs=2e-4)
 
