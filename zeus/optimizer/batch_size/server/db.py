@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
 
@@ -86,6 +86,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.queries = Queries(engine.dialect)
+        self.inline = is_sqlite(engine)  # run on the event loop: see routes.py
 
     @contextmanager
     def _transaction(self, read_only: bool) -> Iterator[Connection]:
@@ -121,8 +122,9 @@ class Database:
         with self._transaction(read_only=True) as conn:
             return operation(conn)
 
-    def ping(self) -> None:
-        self.read(lambda conn: conn.execute(text("SELECT 1")).scalar_one())
+
+def ping(conn: Connection) -> None:
+    conn.exec_driver_sql("SELECT 1").scalar_one()
 
 
 def migrate(engine: Engine) -> str:

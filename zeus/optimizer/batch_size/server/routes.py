@@ -1,16 +1,21 @@
 """The endpoints of ``specs/bso-http-api.md`` plus the read endpoints; thin: parse, call store, answer.
 
-Handlers are plain functions (FastAPI runs them in its thread pool) because the database calls
-block; every write goes through `Database.write`, the one place that commits or rolls back.
+Database calls block. On SQLite (a local file that serialises writers anyway, each request well
+under a millisecond) they run inline on the event loop: a thread hand-off would cost more CPU than
+the query. On PostgreSQL/MySQL they run in the thread pool, so a slow network never stalls the
+loop. Every write goes through `Database.write`, the one place that commits or rolls back.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel
+from sqlalchemy import Connection
 
 from zeus.optimizer.batch_size.schemas import (
     MAX_JOB_ID_LEN,
@@ -26,8 +31,9 @@ from zeus.optimizer.batch_size.schemas import (
     storable_text,
 )
 from zeus.optimizer.batch_size.server import reads, store
-from zeus.optimizer.batch_size.server.db import Database
+from zeus.optimizer.batch_size.server.db import Database, ping
 from zeus.optimizer.batch_size.server.metrics import ServerMetrics
+from zeus.optimizer.batch_size.server.queries import Tx
 from zeus.optimizer.batch_size.server.settings import ServerSettings
 from zeus.optimizer.batch_size.server.store import Clock
 
@@ -41,6 +47,7 @@ def _lenient_router() -> APIRouter:
 
 
 router = _lenient_router()
+T = TypeVar("T")
 
 JobIdQuery = Annotated[
     str,
@@ -62,6 +69,25 @@ def _db(request: Request) -> Database:
     return db
 
 
+async def _write(request: Request, operation: Callable[[Tx], T]) -> T:
+    db = _db(request)
+    if db.inline:
+        return db.write(operation)
+    return await run_in_threadpool(db.write, operation)
+
+
+async def _read(request: Request, operation: Callable[[Connection], T]) -> T:
+    db = _db(request)
+    if db.inline:
+        return db.read(operation)
+    return await run_in_threadpool(db.read, operation)
+
+
+def _json(model: BaseModel, status_code: int = 200) -> Response:
+    """The model as JSON, serialised once (FastAPI would validate it against the model again)."""
+    return Response(model.model_dump_json(), status_code, media_type="application/json")
+
+
 def _clock(request: Request) -> Clock:
     settings: ServerSettings = request.app.state.settings
     return Clock(now=request.app.state.clock(), lease_s=settings.lease_seconds)
@@ -73,69 +99,69 @@ def _clock(request: Request) -> Clock:
     response_model=JobSpecFromClient,
     responses={200: {"model": JobSpecFromClient, "description": "Already registered"}, **ERRORS},
 )
-def register_job(spec: JobSpecFromClient, request: Request, response: Response) -> Any:
+async def register_job(spec: JobSpecFromClient, request: Request) -> Any:
     """Register a recurring job (201), or confirm the same registration again (200)."""
     clock = _clock(request)
-    echoed, created = _db(request).write(lambda tx: store.register_job(tx, spec, clock))
-    response.status_code = 201 if created else 200
-    return echoed
+    echoed, created = await _write(request, lambda tx: store.register_job(tx, spec, clock))
+    return _json(echoed, 201 if created else 200)
 
 
 @router.get("/jobs/batch_size", response_model=PredictResponse, responses=ERRORS)
-def predict(job_id: JobIdQuery, request: Request) -> PredictResponse:
+async def predict(job_id: JobIdQuery, request: Request) -> Any:
     """Start a new trial of the job and get its batch size."""
     clock = _clock(request)
-    return _db(request).write(lambda tx: store.predict(tx, job_id, clock))
+    return _json(await _write(request, lambda tx: store.predict(tx, job_id, clock)))
 
 
 @router.post("/report", response_model=ReportResponse, responses=ERRORS)
-def report(result: TrainingResult, request: Request) -> ReportResponse:
+async def report(result: TrainingResult, request: Request) -> Any:
     """Report a trial's cumulative time, energy and metric after an epoch."""
     clock = _clock(request)
-    return _db(request).write(lambda tx: store.report(tx, result, clock))
+    return _json(await _write(request, lambda tx: store.report(tx, result, clock)))
 
 
 @router.patch("/trials", response_model=None, responses=ERRORS)
-def end_trial(trial: TrialId, request: Request) -> None:
+async def end_trial(trial: TrialId, request: Request) -> None:
     """End a still-running trial as failed (idempotent)."""
     clock = _clock(request)
-    _db(request).write(lambda tx: store.end_trial(tx, trial, clock))
+    await _write(request, lambda tx: store.end_trial(tx, trial, clock))
 
 
 @router.delete("/jobs", response_model=None, responses=ERRORS)
-def delete_job(job_id: JobIdQuery, request: Request) -> None:
+async def delete_job(job_id: JobIdQuery, request: Request) -> None:
     """Remove the job and all its trials."""
-    _db(request).write(lambda tx: store.delete_job(tx, job_id))
+    await _write(request, lambda tx: store.delete_job(tx, job_id))
 
 
 @router.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
-def health(request: Request) -> Any:
+async def health(request: Request) -> Any:
     """Liveness, and whether the database answers."""
     try:
-        _db(request).ping()
+        await _read(request, ping)
     except Exception:
         return JSONResponse({"status": "degraded", "database": "unreachable"}, status_code=503)
     return HealthResponse(status="ok", database="ok")
 
 
 @router.get("/jobs", response_model=list[JobSummary], responses=ERRORS)
-def list_jobs(
+async def list_jobs(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> list[JobSummary]:
     """Registered jobs, oldest first."""
-    return _db(request).read(lambda conn: reads.list_jobs(conn, limit, offset))
+    return await _read(request, lambda conn: reads.list_jobs(conn, limit, offset))
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus text format."""
     server_metrics: ServerMetrics = request.app.state.metrics
-    return Response(server_metrics.render(), media_type="text/plain; version=0.0.4")
+    body = await run_in_threadpool(server_metrics.render)  # queries the database
+    return Response(body, media_type="text/plain; version=0.0.4")
 
 
 @router.get("/jobs/{job_id:path}", response_model=JobDetail, responses=ERRORS)
-def job_detail(job_id: JobIdPath, request: Request) -> JobDetail:
+async def job_detail(job_id: JobIdPath, request: Request) -> JobDetail:
     """A job's spec, stage, best cost so far and every trial."""
-    return _db(request).read(lambda conn: reads.job_detail(conn, job_id))
+    return await _read(request, lambda conn: reads.job_detail(conn, job_id))
