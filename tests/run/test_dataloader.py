@@ -443,6 +443,7 @@ def test_distributed_sampler_with_two_gloo_ranks(tmp_path: Path) -> None:
     assert ranks[0]["chosen_w"] == ranks[1]["chosen_w"] is not None  # one decision for the job
     result = json.loads((tmp_path / "ddp.result.json").read_text())
     assert result["max_power_w"] == 2 * MAX_LIMIT_W  # both ranks' GPUs count in the cost
+    assert result["batch_size"] == 2 * 16  # the job's (global) batch size
     assert result["epochs"] == 3
     assert not (tmp_path / "ddp.tmp").exists()
 

@@ -278,9 +278,10 @@ class ZeusDataLoader(DataLoader[Any]):
         return self._config
 
     def _effective_batch_size(self) -> int:
-        if self.batch_size is not None:
-            return int(self.batch_size)
-        return int(getattr(self.batch_sampler, "batch_size", 1) or 1)
+        """The job's batch size: this loader's, times the world size under `torch.distributed`."""
+        per_rank = self.batch_size or getattr(self.batch_sampler, "batch_size", 1) or 1
+        world_size = torch.distributed.get_world_size() if _dist_ready() else 1
+        return int(per_rank) * world_size
 
     def _start_run(self, config: RunConfig) -> _TrainRun:
         monitor = self._monitor or _default_monitor()
