@@ -188,6 +188,18 @@ def test_pytorchjob_runs_a_script_that_the_image_contains(name: str, job: dict[s
             assert flag in help_text, f"{script} does not accept {flag}"
         env = {e["name"]: e for e in container["env"]}
         assert env["ZEUS_JOB_ID"]["value"].startswith("mnist")
+        _assert_reaches_the_server(container, env)
+
+
+def _assert_reaches_the_server(container: dict[str, Any], env: dict[str, Any]) -> None:
+    """The job's --server-url names the server Service, and its token comes from the Secret."""
+    (service,) = [s for s in _by_kind("Service") if s["metadata"]["name"] == "zeus-bso"]
+    meta, port = service["metadata"], service["spec"]["ports"][0]["port"]
+    url = container["command"][container["command"].index("--server-url") + 1]
+    assert url == f"http://{meta['name']}.{meta['namespace']}:{port}"
+    (secret,) = _by_kind("Secret")
+    ref = env["ZEUS_BSO_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
 
 
 def test_image_path_mapping_notices_a_missing_script() -> None:
