@@ -105,12 +105,36 @@ def test_server_refusals_carry_the_server_message(bso_server: LiveServer) -> Non
 
 
 def test_bad_reports_are_refused_before_sending(bso_server: LiveServer) -> None:
-    bso = BatchSizeOptimizer(replay_monitor(), bso_server.url, spec())
+    job = spec()
+    bso = BatchSizeOptimizer(replay_monitor(), bso_server.url, job)
     bso.get_batch_size()
     bso.on_train_begin()
-    with pytest.raises(ZeusConfigError, match="metric"):
+    with pytest.raises(ZeusConfigError, match="metric must be a finite number"):
         bso.on_evaluate(float("nan"))
-    bso.end_trial_as_failed()
+    _epoch()
+    bso.on_evaluate(0.95)  # the trial goes on as if the bad call never happened
+    (trial,) = _trials(bso_server, str(job.job_id))
+    assert trial["current_epoch"] == 1 and trial["status"] == "succeeded"
+    bso.close()
+
+
+def test_a_failed_report_keeps_measuring(bso_server: LiveServer) -> None:
+    job = spec()
+    bso = BatchSizeOptimizer(replay_monitor(), bso_server.url, job, max_retries=0)
+    bso.get_batch_size()
+    bso.on_train_begin()
+    _epoch()
+    real_trial, bso._trial_number = bso._trial_number, 999  # the server refuses this report
+    with pytest.raises(ZeusServerError):
+        bso.on_evaluate(0.5)
+    bso._trial_number = real_trial
+    _epoch()
+    bso.on_evaluate(0.95)  # carries both epochs and their whole time
+    (trial,) = _trials(bso_server, str(job.job_id))
+    assert trial["current_epoch"] == 2 and trial["time"] == pytest.approx(
+        bso.state_dict()["time_s"]
+    )
+    assert trial["time"] >= 0.04
     bso.close()
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -291,15 +292,20 @@ class BatchSizeOptimizer(Callback):
         """Report this epoch's metric with cumulative time/energy; collective under DDP."""
         if not self._window_open:
             raise ZeusConfigError("on_evaluate() needs on_train_begin() first")
+        if not math.isfinite(metric):
+            raise ZeusConfigError(f"metric must be a finite number, got {metric!r}")
         measurement = self.monitor.end_window(_WINDOW)
         self._window_open = False
         self._time_s += measurement.time_s
         self._energy_j += measurement.total_energy_j
         self._current_epoch += 1
-        stop, converged, message = self._report(float(metric))
+        try:
+            stop, converged, message = self._report(float(metric))
+        except Exception:
+            self.on_train_begin()  # keep measuring: a later report carries this epoch too
+            raise
         if not stop:
-            self.monitor.begin_window(_WINDOW)
-            self._window_open = True
+            self.on_train_begin()
             return
         self._finished, self._converged, self._ended_on_server = True, converged, True
         self._guard.uninstall()
