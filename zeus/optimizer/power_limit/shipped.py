@@ -1,4 +1,4 @@
-"""The shipped measurement data as per-limit measurements, for benchmarks and tests of selectors.
+"""The shipped measurement data as per-limit measurements, to hold selectors and search strategies to.
 
 Two sources in ``zeus/data``:
 
@@ -17,7 +17,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from importlib import resources
 
-from zeus.optimizer.power_limit.selectors import PowerLimitMeasurement
+from zeus.optimizer.power_limit.search import SearchStrategy
+from zeus.optimizer.power_limit.selectors import (
+    Energy,
+    MaxSlowdownConstraint,
+    OptimumSelector,
+    PowerLimitMeasurement,
+    SelectionContext,
+    Time,
+    ZeusCost,
+)
 
 
 @dataclass(frozen=True)
@@ -109,3 +118,48 @@ def power_trace_profiles() -> list[ShippedProfile]:
 def shipped_profiles() -> list[ShippedProfile]:
     """Window logs first, then power traces."""
     return window_log_profiles() + power_trace_profiles()
+
+
+def selector_grid() -> list[tuple[str, OptimumSelector]]:
+    """Every selector configuration the search strategies are held to (eta in steps of 0.05)."""
+    grid: list[tuple[str, OptimumSelector]] = [("Energy", Energy()), ("Time", Time())]
+    grid += [(f"ZeusCost({i / 20:g})", ZeusCost(i / 20)) for i in range(21)]
+    grid += [
+        (f"MaxSlowdown({f:g})", MaxSlowdownConstraint(f)) for f in (1.0, 1.05, 1.1, 1.2, 1.5, 2.0)
+    ]
+    return grid
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a search strategy does on one profile with one selector, next to the exhaustive sweep."""
+
+    measured: int
+    """Limits the strategy measured."""
+    candidates: int
+    """Limits the exhaustive sweep measures."""
+    chosen_w: int
+    exhaustive_w: int
+    cost_gap: float
+    """Relative excess of the chosen limit's score over the exhaustive choice's (0.01 = 1%)."""
+
+
+def simulate_search(
+    strategy: SearchStrategy, profile: ShippedProfile, selector: OptimumSelector
+) -> SearchOutcome:
+    """Replay ``strategy`` on the profile's measurements, the way the optimizer drives it."""
+    context = SelectionContext(profile.max_power_limit_w, profile.num_gpus)
+    by_limit = {m.power_limit_w: m for m in profile.measurements}
+    measured: list[PowerLimitMeasurement] = []
+    while True:
+        scores = selector.scores(measured, context) if measured else {}
+        next_w = strategy.next_limit(profile.power_limits_w, scores)
+        if next_w is None:
+            break
+        measured.append(by_limit[next_w])
+    all_scores = selector.scores(profile.measurements, context)
+    chosen_w = selector.select(measured, context)
+    exhaustive_w = selector.select(profile.measurements, context)
+    best = all_scores[exhaustive_w]
+    gap = all_scores[chosen_w] / best - 1.0 if best > 0 else 0.0
+    return SearchOutcome(len(measured), len(profile.measurements), chosen_w, exhaustive_w, gap)
