@@ -67,7 +67,7 @@ def test_trainer_profiles_and_applies_a_power_limit(tmp_path: Path) -> None:
     args = TrainingArguments(
         output_dir=str(tmp_path),
         per_device_train_batch_size=8,
-        num_train_epochs=3,
+        num_train_epochs=2,
         learning_rate=1e-3,
         use_cpu=True,
         report_to=[],
