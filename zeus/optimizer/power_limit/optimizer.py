@@ -268,7 +268,8 @@ class GlobalPowerLimitOptimizer(Callback):
         """Setting each GPU to its current limit tells whether this process may change it."""
         for gpu in self._gpus:
             if not gpu.capabilities.set_power_limit:
-                return False, f"GPU {gpu.index} ({gpu.name}) reports no power-limit permission"
+                reason = getattr(gpu, "set_power_limit_denied_reason", None) or "not permitted"
+                return False, f"GPU {gpu.index} ({gpu.name}): {reason}"
             try:
                 gpu.set_power_limit_w(gpu.get_power_limit_w())
             except ZeusDeviceError as error:  # no permission, or not supported on this GPU
