@@ -4,7 +4,8 @@
 
 Prints ``READY <limit>`` once the chosen limit is applied. Modes: ``forever`` (train until a signal
 arrives), ``raise`` (raise an exception without calling on_train_end), ``own-handler`` (like
-forever, with a SIGTERM handler of its own installed first that writes the marker file and exits).
+forever, with a SIGTERM handler of its own installed first that writes the marker file and exits),
+``unconfigured-logging`` (like forever, without configuring logging).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from zeus.optimizer.power_limit import Energy, GlobalPowerLimitOptimizer
 
 def main() -> None:
     mode, marker = sys.argv[1], Path(sys.argv[2])
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    if mode != "unconfigured-logging":  # that mode: like a script that never configures logging
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     if mode == "own-handler":
 
         def handler(signum: int, frame: FrameType | None) -> None:

@@ -85,3 +85,11 @@ def test_uncaught_exception_restores_at_exit(tmp_path: Path) -> None:
     assert child.returncode == 1 and "training crashed" in stderr
     assert chosen_w != 300 and _persisted_limit_w() == 300
     assert "(interpreter exit)" in stderr
+
+
+def test_restore_on_a_signal_is_visible_without_logging_configuration(tmp_path: Path) -> None:
+    child, _ = _start("unconfigured-logging", tmp_path)
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=30)
+    assert _persisted_limit_w() == 300
+    assert "restored GPU 0 power limit to its original 300 W (received SIGTERM)" in stderr

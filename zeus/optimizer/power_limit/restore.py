@@ -56,8 +56,11 @@ class LimitGuard:
             atexit.register(self._restore_at_exit)
             self._install_signal_handlers()
 
-    def restore(self, reason: str) -> None:
-        """Set every GPU back to its original limit (idempotent) and remove the exit hooks."""
+    def restore(self, reason: str, level: int = logging.INFO) -> None:
+        """Set every GPU back to its original limit (idempotent) and remove the exit hooks.
+
+        ``level`` is that of the log line saying so; signal and exit paths use WARNING so that it
+        shows even where logging is not configured."""
         with self._lock:
             if not self._armed:
                 return
@@ -78,7 +81,8 @@ class LimitGuard:
                         error,
                     )
                 else:
-                    logger.info(
+                    logger.log(
+                        level,
                         "restored GPU %d power limit to its original %d W (%s)",
                         gpu.index,
                         original_w,
@@ -86,7 +90,7 @@ class LimitGuard:
                     )
 
     def _restore_at_exit(self) -> None:
-        self.restore("interpreter exit")
+        self.restore("interpreter exit", logging.WARNING)
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -107,7 +111,7 @@ class LimitGuard:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         previous = self._previous_handlers.get(signum, signal.SIG_DFL)
-        self.restore(f"received {signal.Signals(signum).name}")
+        self.restore(f"received {signal.Signals(signum).name}", logging.WARNING)
         if callable(previous):
             previous(signum, frame)
         elif previous == signal.SIG_IGN:
