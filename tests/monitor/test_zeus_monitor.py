@@ -125,3 +125,18 @@ def test_torch_sync_without_cuda_is_harmless(tmp_path: Path) -> None:
     with monitor.window("w") as w:
         pass
     assert w.measurement is not None
+
+
+def test_replay_window_time_and_energy_cover_the_same_interval(tmp_path: Path) -> None:
+    # The replay GPU stamps its counter readings, so even a window interrupted between reads
+    # (a busy machine) reports exactly the profile's power: energy / time == power at the limit.
+    (gpu,) = _replay(tmp_path, profile="v100-resnet50")
+    gpu.set_power_limit_w(175)
+    monitor = ZeusMonitor(gpus=[gpu], cpus=[], sync_execution_with="none")
+    for _ in range(20):
+        with monitor.window("short") as w:
+            pass
+        assert w.measurement is not None and w.measurement.time_s > 0
+        assert w.measurement.gpu_energy_j[0] / w.measurement.time_s == pytest.approx(
+            gpu.power_w(), rel=1e-6
+        )

@@ -362,10 +362,15 @@ class ReplayGPU:
             return self.profile.power_at(self._limit_w, self._index)
 
     def energy_j(self) -> float:
+        return self.stamped_energy_j()[0]
+
+    def stamped_energy_j(self) -> tuple[float, float]:
+        """The energy counter and the ``time.monotonic()`` instant it refers to."""
         with self._lock:
             self._refresh_limit()
-            self._advance_energy(time.monotonic())
-            return self._energy_j
+            now_s = time.monotonic()
+            self._advance_energy(now_s)
+            return self._energy_j, now_s
 
     def _advance_energy(self, now_s: float) -> None:
         self._energy_j += self.profile.power_at(self._limit_w, self._index) * (

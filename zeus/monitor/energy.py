@@ -134,10 +134,11 @@ class ZeusMonitor:
         if sync_execution:
             self.sync()
         self._ensure_power_monitor()
-        gpu_j, cpu_j, dram_j = self._read_counters()
+        start_wall_s = time.time()
+        start_mono_s, (gpu_j, cpu_j, dram_j) = self._read_counters()
         self._windows[name] = _OpenWindow(
-            start_mono_s=time.monotonic(),
-            start_wall_s=time.time(),
+            start_mono_s=start_mono_s,
+            start_wall_s=start_wall_s,
             gpu_energy_j=gpu_j,
             cpu_energy_j=cpu_j,
             dram_energy_j=dram_j,
@@ -151,8 +152,8 @@ class ZeusMonitor:
             raise ZeusConfigError(f"window {name!r} is not open (open windows: {open_names})")
         if sync_execution:
             self.sync()
-        end_mono_s, end_wall_s = time.monotonic(), time.time()
-        gpu_j, cpu_j, dram_j = self._read_counters()
+        end_wall_s = time.time()
+        end_mono_s, (gpu_j, cpu_j, dram_j) = self._read_counters()
         elapsed_s = end_mono_s - window.start_mono_s
         gpu_energy, methods = self._gpu_energy(window, gpu_j, elapsed_s, end_wall_s)
         self._prune_samples(end_wall_s)
@@ -199,12 +200,27 @@ class ZeusMonitor:
         elif self._power_monitor is not None:
             self._power_monitor.sample_once()  # an edge sample, so short windows are covered
 
-    def _read_counters(self) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
-        gpu_j = {
-            i: g.energy_j()
-            for i, g, has in zip(self.gpu_indices, self.gpus, self._counter_gpu, strict=True)
-            if has
-        }
+    def _read_counters(
+        self,
+    ) -> tuple[float, tuple[dict[int, float], dict[int, float], dict[int, float]]]:
+        """Counter readings and the monotonic time they refer to (the window edge).
+
+        A GPU that stamps its readings (the replay GPU) defines the edge, so window time and energy
+        cover exactly the same interval even if this thread is preempted between reads.
+        """
+        gpu_j: dict[int, float] = {}
+        edge_s: float | None = None
+        for i, gpu, has_counter in zip(self.gpu_indices, self.gpus, self._counter_gpu, strict=True):
+            if not has_counter:
+                continue
+            stamped = getattr(gpu, "stamped_energy_j", None)
+            if stamped is not None:
+                gpu_j[i], stamp_s = stamped()
+                edge_s = stamp_s if edge_s is None else edge_s
+            else:
+                gpu_j[i] = gpu.energy_j()
+        if edge_s is None:
+            edge_s = time.monotonic()
         cpu_j: dict[int, float] = {}
         dram_j: dict[int, float] = {}
         for i, cpu in zip(self.cpu_indices, self.cpus, strict=True):
@@ -212,7 +228,7 @@ class ZeusMonitor:
             cpu_j[i] = reading.package_j
             if reading.dram_j is not None:
                 dram_j[i] = reading.dram_j
-        return gpu_j, cpu_j, dram_j
+        return edge_s, (gpu_j, cpu_j, dram_j)
 
     def _gpu_energy(
         self, window: _OpenWindow, gpu_j: dict[int, float], elapsed_s: float, end_wall_s: float
