@@ -257,8 +257,8 @@ class NVMLGPU:
                 self._set_reason = "this GPU or driver does not support changing the power limit"
             except ZeusDeviceError as e:
                 self._set_reason = str(e)
-            if self._set_reason:
-                logger.warning("GPU %d (%s): %s", self._index, self.name_, self._set_reason)
+            if self._set_reason:  # debug only: whoever wanted to set a limit reports it once
+                logger.debug("GPU %d (%s): %s", self._index, self.name_, self._set_reason)
         return self._set_reason is None
 
     @property

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 from zeus.device.base import GPU
 from zeus.errors import ZeusConfigError, ZeusDeviceError, check_range
@@ -86,7 +86,7 @@ class PowerMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._csv_file: TextIO | None = None
-        self._csv: csv.writer | None = None  # type: ignore[valid-type]
+        self._csv: Any = None  # a csv writer over _csv_file while a CSV is open
         self._failure: BaseException | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------

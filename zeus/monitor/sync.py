@@ -29,8 +29,7 @@ def _jax_sync(jax: Any, gpu_indices: Sequence[int]) -> None:
 
 def _cupy_sync(cupy: Any, gpu_indices: Sequence[int]) -> None:
     for i in gpu_indices:
-        with cupy.cuda.Device(i):
-            cupy.cuda.Device(i).synchronize()
+        cupy.cuda.Device(i).synchronize()
 
 
 _SYNCERS = {"torch": _torch_sync, "jax": _jax_sync, "cupy": _cupy_sync}
