@@ -139,11 +139,99 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+# ---------------------------------------------------------------------------------- MariaDB
+
+
+@dataclass
+class MariaDBServer:
+    port: int
+
+    def url(self, database: str) -> str:
+        return f"mysql+pymysql://root@127.0.0.1:{self.port}/{database}?charset=utf8mb4"
+
+    def new_database(self) -> str:
+        import pymysql
+
+        name = "zeus_" + uuid.uuid4().hex[:12]
+        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root")
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+        finally:
+            conn.close()
+        return self.url(name)
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    """A throwaway MariaDB (mariadb-install-db + mariadbd) in a temp dir on a free loopback port."""
+    server_bin, install = (
+        shutil.which("mariadbd", path="/usr/sbin:/usr/bin"),
+        shutil.which("mariadb-install-db"),
+    )
+    if server_bin is None or install is None:
+        pytest.skip("MariaDB binaries (mariadbd, mariadb-install-db) not found")
+    root = Path(tempfile.mkdtemp(prefix="zeus-mariadb-"))
+    user = ["--user=mysql"] if os.geteuid() == 0 else []
+    if user:
+        shutil.chown(root, user="mysql", group="mysql")
+    data, port = root / "data", free_port()
+    subprocess.run(
+        [install, "--no-defaults", f"--datadir={data}", *user, "--skip-test-db"],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    args = [
+        server_bin,
+        "--no-defaults",
+        f"--datadir={data}",
+        f"--socket={root / 'sock'}",
+        f"--port={port}",
+        "--bind-address=127.0.0.1",
+        "--skip-grant-tables",  # throwaway: no accounts to set up
+        "--innodb-flush-log-at-trx-commit=2",
+        "--innodb-buffer-pool-size=64M",
+        *user,
+    ]
+    with (root / "log").open("ab") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mariadbd did not start:\n{(root / 'log').read_text()}")
+                time.sleep(0.2)
+        yield MariaDBServer(port)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "mysql: needs MariaDB/MySQL binaries (started per session)")
+
+
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+]
+
+
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database on each backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'bso.db'}"
+    if request.param == "mysql":
+        mariadb: MariaDBServer = request.getfixturevalue("mariadb_server")
+        return mariadb.new_database()
     cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
     return cluster.new_database()
 

@@ -231,3 +231,14 @@ def test_ids_a_database_cannot_store_are_422_not_500(client: TestClient) -> None
     assert client.get("/jobs/a%00b").status_code == 422
     trial = {"job_id": "a\x00b", "batch_size": 1, "trial_number": 1}
     assert client.patch("/trials", json=trial).status_code == 422
+
+
+def test_job_ids_compare_byte_for_byte(client: TestClient) -> None:
+    ids = ["test-Case", "test-case", "test-casé", "test-case-"]
+    for job_id in ids:
+        assert client.post("/jobs", json=job_spec(job_id=job_id)).status_code == 201, job_id
+    for job_id in ids:
+        assert predict(client, job_id)["trial_number"] == 1, job_id
+    assert sorted(j["job_id"] for j in client.get("/jobs").json()) == sorted(ids)
+    for padded in ("test-case ", " test-case"):
+        assert client.post("/jobs", json=job_spec(job_id=padded)).status_code == 422

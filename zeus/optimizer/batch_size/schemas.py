@@ -40,8 +40,16 @@ def storable_text(value: str) -> str:
     return value
 
 
+def no_edge_spaces(value: str) -> str:
+    """Ids never start or end with whitespace (MySQL would ignore trailing spaces in comparisons)."""
+    if value != value.strip():
+        raise ZeusConfigError("must not start or end with whitespace")
+    return value
+
+
 StorableText = Annotated[str, AfterValidator(storable_text)]
-JobId = Annotated[StorableText, Field(min_length=1, max_length=MAX_JOB_ID_LEN)]
+IdText = Annotated[StorableText, AfterValidator(no_edge_spaces)]
+JobId = Annotated[IdText, Field(min_length=1, max_length=MAX_JOB_ID_LEN)]
 Int64 = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
 PositiveInt64 = Annotated[int, Field(gt=0, le=INT64_MAX)]
 NonNegInt64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
@@ -59,7 +67,7 @@ class JobSpec(_Wire):
     job_id: JobId | None = Field(
         default=None, description="Null: the server generates `{prefix}-{8 hex chars}`."
     )
-    job_id_prefix: Annotated[StorableText, Field(min_length=1, max_length=MAX_PREFIX_LEN)]
+    job_id_prefix: Annotated[IdText, Field(min_length=1, max_length=MAX_PREFIX_LEN)]
     batch_sizes: Annotated[list[PositiveInt64], Field(min_length=1, max_length=10_000)]
     default_batch_size: PositiveInt64
     eta_knob: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5

@@ -14,6 +14,10 @@ from zeus.optimizer.batch_size.schemas import MAX_JOB_ID_LEN, MAX_MESSAGE_LEN
 
 # MySQL's TEXT stops at 64 KiB; a policy state with a long history needs more.
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+# MySQL's default collation ignores case and trailing spaces: job ids must compare byte for byte.
+JobIdType = String(MAX_JOB_ID_LEN).with_variant(
+    mysql.VARCHAR(MAX_JOB_ID_LEN, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -32,7 +36,7 @@ class JobRow(Base):
 
     __tablename__ = "bso_jobs"
 
-    job_id: Mapped[str] = mapped_column(String(MAX_JOB_ID_LEN), primary_key=True)
+    job_id: Mapped[str] = mapped_column(JobIdType, primary_key=True)
     spec_json: Mapped[str] = mapped_column(LongText)
     policy_state_json: Mapped[str] = mapped_column(LongText)
     stage: Mapped[str] = mapped_column(String(16))
@@ -51,7 +55,7 @@ class TrialRow(Base):
     __tablename__ = "bso_trials"
 
     job_id: Mapped[str] = mapped_column(
-        String(MAX_JOB_ID_LEN),
+        JobIdType,
         ForeignKey("bso_jobs.job_id", ondelete="CASCADE"),
         primary_key=True,
     )

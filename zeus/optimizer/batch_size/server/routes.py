@@ -28,6 +28,7 @@ from zeus.optimizer.batch_size.schemas import (
     ReportResponse,
     TrainingResult,
     TrialId,
+    no_edge_spaces,
     storable_text,
 )
 from zeus.optimizer.batch_size.server import reads, store
@@ -53,11 +54,13 @@ JobIdQuery = Annotated[
     str,
     Query(min_length=1, max_length=MAX_JOB_ID_LEN, description="The job's id."),
     AfterValidator(storable_text),
+    AfterValidator(no_edge_spaces),
 ]
 JobIdPath = Annotated[
     str,
     Path(min_length=1, max_length=MAX_JOB_ID_LEN, description="The job's id."),
     AfterValidator(storable_text),
+    AfterValidator(no_edge_spaces),
 ]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 503)

@@ -17,12 +17,16 @@ branch_labels = None
 depends_on = None
 
 LONG_TEXT = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+# Job ids compare byte for byte on MySQL too (its default collation ignores case).
+JOB_ID = sa.String(256).with_variant(
+    mysql.VARCHAR(256, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 
 
 def upgrade() -> None:
     op.create_table(
         "bso_jobs",
-        sa.Column("job_id", sa.String(256), nullable=False),
+        sa.Column("job_id", JOB_ID, nullable=False),
         sa.Column("spec_json", LONG_TEXT, nullable=False),
         sa.Column("policy_state_json", LONG_TEXT, nullable=False),
         sa.Column("stage", sa.String(16), nullable=False),
@@ -36,7 +40,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "bso_trials",
-        sa.Column("job_id", sa.String(256), nullable=False),
+        sa.Column("job_id", JOB_ID, nullable=False),
         sa.Column("trial_number", sa.BigInteger(), nullable=False),
         sa.Column("batch_size", sa.BigInteger(), nullable=False),
         sa.Column("exploration", sa.Boolean(), nullable=False),
