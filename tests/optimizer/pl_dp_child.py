@@ -37,8 +37,15 @@ def main() -> None:
     dist.init_process_group("gloo", init_method="env://")
     rank = dist.get_rank()
     monitor = ZeusMonitor(gpu_indices=[rank], cpus=[], sync_execution_with=lambda: None)
+    # Only rank 0 reads and writes saved profiles: rank 1 gets a directory that stays empty.
+    profile_dir = out_dir / ("profiles" if rank == 0 else "profiles-of-rank-1")
     plo = GlobalPowerLimitOptimizer(
-        monitor, Energy(), warmup_steps=1, profile_steps=5, collective_timeout_s=3
+        monitor,
+        Energy(),
+        warmup_steps=1,
+        profile_steps=5,
+        collective_timeout_s=3,
+        profile_path=profile_dir,
     )
     result: dict[str, Any] = {"rank": rank}
     try:
@@ -50,9 +57,23 @@ def main() -> None:
     if mode == "ok":
         dist.barrier()  # both ranks have restored their GPU
     result["limits_after"] = persisted_limits_w()
+    if mode == "ok":
+        result["rerun"] = rerun_with_saved_profile(monitor, profile_dir)
     (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
     if mode == "ok":
         dist.destroy_process_group()
+
+
+def rerun_with_saved_profile(monitor: ZeusMonitor, profile_dir: Path) -> dict[str, Any]:
+    """A recurrence of the same job: decides at the first hook, without profiling."""
+    plo = GlobalPowerLimitOptimizer(monitor, Energy(), profile_path=profile_dir)
+    plo.on_train_begin()
+    rerun = {"state": plo.state, "chosen": plo.chosen_power_limit_w}
+    dist.barrier()  # every rank has applied the choice ...
+    rerun["limits"] = persisted_limits_w()
+    dist.barrier()  # ... and looked, before any rank restores
+    plo.on_train_end()
+    return rerun
 
 
 def train(plo: GlobalPowerLimitOptimizer, mode: str, rank: int, result: dict[str, Any]) -> None:
