@@ -189,8 +189,11 @@ def run_cmd(
 ) -> None:
     """Run the recurring job (resumes if the run directory already holds this series)."""
     from zeus.run.jobfile import load_job_file
+    from zeus.run.launch import check_template
 
     spec = load_job_file(job)
+    check_template(spec.command_args())  # before anything is written or launched
+    spec.to_job(job.parent)  # the same for default_batch_size not in batch_sizes, workdir, ...
     run_dir = (
         out or Path("zeus-runs") / f"{spec.dataset}+{spec.network}+{spec.optimizer}"
     ).resolve()

@@ -103,7 +103,9 @@ def choose_gpu(profile: str = DEMO_PROFILE) -> DemoGPU:
 
     env = os.environ.get("ZEUS_GPU", "").strip()
     if not env or env == "nvml":
-        gpus = get_gpus(backend="nvml") if env == "nvml" else get_gpus()
+        from zeus.device.nvml import nvml_available
+
+        gpus = get_gpus(backend="nvml") if env == "nvml" or nvml_available() else []
         if gpus:
             names = ", ".join(sorted({g.name for g in gpus}))
             return DemoGPU(
