@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,39 @@ def test_cli_user_gets_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "lacks timestamp_s" in proc.stderr
+
+
+def test_monitor_power_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    log = tmp_path / "power.csv"
+    env = {**os.environ, "ZEUS_GPU": "replay:v100-resnet50", "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from zeus.cli import main; main()",
+            "monitor",
+            "power",
+            "--out",
+            str(log),
+            "--interval",
+            "0.02",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 4):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "wrote" in out and "replayed" in out
+    assert energy(log) > 0

@@ -260,6 +260,7 @@ class ReplayGPU:
         self._energy_j = 0.0
         self._energy_at_s = time.monotonic()
         self._last_sync_s: float | None = None
+        self._owed_s = 0.0  # stretch still owed (< 0: overslept) at the current limit
         self._refresh_limit()
 
     # -- identity and capabilities ---------------------------------------------------------------
@@ -315,6 +316,7 @@ class ReplayGPU:
             self._refresh_limit()
             self._advance_energy(time.monotonic())
             self._limit_w = int(watts)
+            self._owed_s = 0.0
             self._write_state()
             logger.debug(
                 "replay GPU %d (%s): power limit %d W", self._index, self.profile.name, watts
@@ -332,6 +334,7 @@ class ReplayGPU:
                 self._state_mtime_ns = -1
                 self._advance_energy(time.monotonic())
                 self._limit_w = self.profile.default_power_limit_w
+                self._owed_s = 0.0
             return
         if mtime_ns == self._state_mtime_ns:
             return
@@ -344,6 +347,7 @@ class ReplayGPU:
         if limit != self._limit_w and self.min_power_limit_w <= limit <= self.max_power_limit_w:
             self._advance_energy(time.monotonic())
             self._limit_w = limit
+            self._owed_s = 0.0
 
     def _write_state(self) -> None:
         self._state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -389,6 +393,8 @@ class ReplayGPU:
 
         The first call only starts the clock, so time spent before the first sync (imports, data
         loading) is not counted as GPU work. Limits faster than the maximum limit do not shrink time.
+        ``time.sleep`` overshoots by tens of µs; the overshoot is paid back at the next sync, so over
+        many steps the slowdown matches the profile even for short steps.
         """
         now_s = time.monotonic()
         with self._lock:
@@ -396,7 +402,11 @@ class ReplayGPU:
             rel = self.profile.rel_step_time_at(self._limit_w)
             previous = self._last_sync_s
         if previous is not None and rel > 1.0:
-            extra_s = (now_s - previous) * (rel - 1.0)
-            time.sleep(extra_s)
-            now_s = time.monotonic()
+            owed_s = (now_s - previous) * (rel - 1.0) + self._owed_s
+            if owed_s > 0:
+                time.sleep(owed_s)
+                slept_until_s = time.monotonic()
+                owed_s -= slept_until_s - now_s  # negative: overslept, sleep less next time
+                now_s = slept_until_s
+            self._owed_s = owed_s
         self._last_sync_s = now_s

@@ -69,6 +69,8 @@ def _select(
     for i in chosen:
         if not 0 <= i < len(items):
             allowed = f"0..{len(items) - 1}" if items else f"none (no {kind} available)"
+            if not items and kind == "GPU":
+                allowed += "; set ZEUS_GPU=replay:<profile> to use a replay GPU"
             error = GPUNotFoundError if kind == "GPU" else ZeusConfigError
             raise error(f"{kind} index {i} does not exist; allowed indices: {allowed}")
     if len(set(chosen)) != len(chosen):
