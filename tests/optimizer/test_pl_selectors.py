@@ -28,6 +28,14 @@ def test_energy_and_time() -> None:
     assert choose_power_limit(MEASURED, Time(), 300) == 300
 
 
+def test_the_pure_helper_takes_power_and_time_per_limit() -> None:
+    as_mapping = {limit: (power_w, time_s) for limit, (time_s, power_w) in CURVE.items()}
+    for selector in (Energy(), Time(), ZeusCost(0.5), MaxSlowdownConstraint(1.1)):
+        assert choose_power_limit(as_mapping, selector, 300) == choose_power_limit(
+            MEASURED, selector, 300
+        )
+
+
 @pytest.mark.parametrize("eta", [0.0, 0.3, 0.5, 0.8, 1.0])
 def test_zeus_cost_minimises_the_documented_formula(eta: float) -> None:
     def cost(limit: int, num_gpus: int) -> float:  # (eta·P + (1−eta)·MAXPOWER·N) / throughput

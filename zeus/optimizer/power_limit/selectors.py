@@ -160,11 +160,20 @@ class MaxSlowdownConstraint(OptimumSelector):
 
 
 def choose_power_limit(
-    measurements: Sequence[PowerLimitMeasurement],
+    measurements: Sequence[PowerLimitMeasurement] | Mapping[int, tuple[float, float]],
     selector: OptimumSelector,
     max_power_limit_w: int,
     num_gpus: int = 1,
 ) -> int:
-    """The pure core: which limit ``selector`` picks from measured (limit -> time, energy) data."""
+    """The pure core: which limit ``selector`` picks from measured data.
+
+    ``measurements``: `PowerLimitMeasurement` objects, or ``{limit_w: (avg_power_w,
+    time_per_step_s)}`` with power summed over the job's GPUs.
+    """
+    if isinstance(measurements, Mapping):
+        measurements = [
+            PowerLimitMeasurement(int(limit_w), time_s, power_w * time_s)
+            for limit_w, (power_w, time_s) in measurements.items()
+        ]
     context = SelectionContext(max_power_limit_w=max_power_limit_w, num_gpus=num_gpus)
     return selector.select(measurements, context)
