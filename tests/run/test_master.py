@@ -17,6 +17,7 @@ import pytest
 from zeus.cost import zeus_cost
 from zeus.errors import ZeusConfigError
 from zeus.job import Job
+from zeus.policy import PruningGTSBatchSizeOptimizer
 from zeus.policy.base import BatchSizeOptimizer
 from zeus.run.history import load_series
 from zeus.run.master import SeriesFailedError, ZeusMaster
@@ -176,27 +177,28 @@ def test_bad_arguments_name_the_field(tmp_path: Path) -> None:
         ZeusMaster(CyclePolicy(), tmp_path).run(make_job(tmp_path), [16, 64], 1)
 
 
-def _interrupt_when_started(log_dir: Path) -> threading.Thread:
-    """SIGINT this process as soon as the first run has started (its env file exists)."""
+def _interrupt_when_started(log_dir: Path, signum: int) -> threading.Thread:
+    """Signal this process as soon as the first run has started (its env file exists)."""
 
     def wait_then_interrupt() -> None:
         deadline = time.monotonic() + 60
         while not list(log_dir.glob("*.env.json")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signum)
 
     thread = threading.Thread(target=wait_then_interrupt, daemon=True)
     thread.start()
     return thread
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_stops_the_child_saves_and_resumes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int
 ) -> None:
     job = make_job(tmp_path)
     run_dir = tmp_path / "run"
     monkeypatch.setenv("TEST_SLEEP_S", "30")  # the first run would take minutes
-    thread = _interrupt_when_started(run_dir / "logs")
+    thread = _interrupt_when_started(run_dir / "logs", signum)
     with pytest.raises(KeyboardInterrupt):
         ZeusMaster(CyclePolicy(), run_dir).run(job, [16, 32], 2)
     thread.join()
@@ -215,3 +217,18 @@ def test_ctrl_c_stops_the_child_saves_and_resumes(
         (2, 32, "reached"),
     ]
     assert [s[0] for s in policy.seen] == [16, 32]  # the interrupted run was never observed
+
+
+def test_pruning_gts_state_round_trips_through_the_series_file(tmp_path: Path) -> None:
+    job = make_job(tmp_path)
+    first = PruningGTSBatchSizeOptimizer(seed=3)
+    ZeusMaster(first, tmp_path / "run").run(job, [16, 32, 64], 3)
+    saved = load_series(tmp_path / "run")
+    assert saved is not None and saved.policy_state == json.loads(json.dumps(first.state_dict()))
+
+    resumed = PruningGTSBatchSizeOptimizer(seed=3)
+    ZeusMaster(resumed, tmp_path / "run").run(job, [16, 32, 64], 3)  # all done: nothing launched
+    assert resumed.state_dict() == first.state_dict()
+    assert resumed.predict(job) == first.predict(job)  # the same next decision
+    # pruning explored the default first, then smaller batch sizes
+    assert [r.batch_size for r in saved.runs][:2] == [32, 16]
