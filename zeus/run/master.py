@@ -253,6 +253,52 @@ class ZeusMaster:
 
     def _one_run(self, job: Job, state: SeriesState, recurrence: int, try_number: int) -> RunRecord:
         before = self._policy_state()
+        record = self._plan_run(job, state, recurrence, try_number)
+        run_env = ZeusRunEnv(
+            target_metric=job.target_metric,
+            log_dir=self.log_dir,
+            job_id=record.job_id,
+            cost_thresh=record.cost_thresh,
+            eta_knob=self.eta_knob,
+            profile_params=self.profile_params,
+            use_optimal_pl=self.use_optimal_pl,
+        )
+        result_path = self.log_dir / f"{record.job_id}.result.json"
+        result_path.unlink(missing_ok=True)
+        self.listener.on_run_start(recurrence, try_number, record.batch_size, record.job_id)
+        try:
+            outcome = launch(
+                record.command,
+                workdir=Path(job.workdir or ".").resolve(),
+                env={**self.env, **run_env.as_env()},
+                log_path=Path(record.log_path),
+                echo=self.echo,
+            )
+        except KeyboardInterrupt:
+            # Saved with the policy state from before predict(): resuming asks again, identically.
+            record.message = "interrupted by the user; resume to run this recurrence again"
+            state.runs.append(record)
+            state.policy_state = before
+            save_series(self.run_dir, state)
+            raise
+        record.exit_code, record.wall_s = outcome.exit_code, outcome.wall_s
+        self._fill_result(record, result_path)
+        self._observe(job, state, record)
+        state.runs.append(record)
+        if record.reached:
+            total = sum(r.cost or 0.0 for r in state.runs if r.recurrence == recurrence)
+            state.min_cost = total if state.min_cost is None else min(state.min_cost, total)
+        state.policy_state = self._policy_state()
+        save_series(self.run_dir, state)
+        self.listener.on_run_end(record)
+        if record.reached:
+            self.listener.on_recurrence_end(state.recurrences()[-1])
+        return record
+
+    def _plan_run(
+        self, job: Job, state: SeriesState, recurrence: int, try_number: int
+    ) -> RunRecord:
+        """Ask the policy, scale the learning rate, fill the template: the run, not yet launched."""
         batch_size = int(self.policy.predict(job))
         if batch_size not in state.batch_sizes:
             raise ZeusError(
@@ -271,30 +317,21 @@ class ZeusMaster:
             )
         seed = self.seed + run_index
         assert job.command is not None
-        command = fill_template(
-            job.command,
-            {
-                "bs": batch_size,
-                "lr": format_lr(lr),
-                "seed": seed,
-                "epochs": job.max_epochs,
-                "slice_number": recurrence,
-                "target_metric": job.target_metric,
-            },
-        )
+        values = {
+            "bs": batch_size,
+            "lr": format_lr(lr),
+            "seed": seed,
+            "epochs": job.max_epochs,
+            "slice_number": recurrence,
+            "target_metric": job.target_metric,
+        }
         thresh = None
         if state.min_cost is not None and self.beta_knob is not None:
             thresh = self.beta_knob * state.min_cost
-        run_env = ZeusRunEnv(
-            target_metric=job.target_metric,
-            log_dir=self.log_dir,
-            job_id=job_id,
-            cost_thresh=thresh,
-            eta_knob=self.eta_knob,
-            profile_params=self.profile_params,
-            use_optimal_pl=self.use_optimal_pl,
+        logger.debug(
+            "Recurrence %d try %d: batch size %d, lr %s", recurrence, try_number, batch_size, lr
         )
-        record = RunRecord(
+        return RunRecord(
             run_index=run_index,
             recurrence=recurrence,
             try_number=try_number,
@@ -302,46 +339,12 @@ class ZeusMaster:
             batch_size=batch_size,
             learning_rate=lr,
             seed=seed,
-            command=command,
+            command=fill_template(job.command, values),
             status="interrupted",
             exit_code=None,
             log_path=str(self.log_dir / f"{job_id}.log"),
             cost_thresh=thresh,
         )
-        result_path = self.log_dir / f"{job_id}.result.json"
-        result_path.unlink(missing_ok=True)
-        self.listener.on_run_start(recurrence, try_number, batch_size, job_id)
-        logger.debug(
-            "Recurrence %d try %d: batch size %d, lr %s", recurrence, try_number, batch_size, lr
-        )
-        try:
-            outcome = launch(
-                command,
-                workdir=Path(job.workdir or ".").resolve(),
-                env={**self.env, **run_env.as_env()},
-                log_path=Path(record.log_path),
-                echo=self.echo,
-            )
-        except KeyboardInterrupt:
-            record.message = "interrupted by the user; resume to run this recurrence again"
-            state.runs.append(record)
-            state.policy_state = before
-            save_series(self.run_dir, state)
-            raise
-        record.exit_code = outcome.exit_code
-        record.wall_s = outcome.wall_s
-        self._fill_result(record, result_path)
-        self._observe(job, state, record)
-        state.runs.append(record)
-        if record.reached:
-            total = sum(r.cost or 0.0 for r in state.runs if r.recurrence == recurrence)
-            state.min_cost = total if state.min_cost is None else min(state.min_cost, total)
-        state.policy_state = self._policy_state()
-        save_series(self.run_dir, state)
-        self.listener.on_run_end(record)
-        if record.reached:
-            self.listener.on_recurrence_end(state.recurrences()[-1])
-        return record
 
     def _fill_result(self, record: RunRecord, result_path: Path) -> None:
         """Read the run's result file into ``record`` and decide its status."""
