@@ -158,3 +158,18 @@ def test_deleting_the_state_file_resets_to_default(tmp_path: Path) -> None:
     gpu.set_power_limit_w(125)
     gpu.state_file.unlink()
     assert gpu.get_power_limit_w() == 300
+
+
+@pytest.mark.parametrize(
+    ("limits", "powers", "message"),
+    [
+        ((70, 60), (50.0, 65.0), "ascending"),
+        ((60, 70), (50.0,), "one value per power limit"),
+        ((60, 70), (0.0, 65.0), "must be > 0"),
+    ],
+)
+def test_invalid_profile_objects(
+    limits: tuple[int, ...], powers: tuple[float, ...], message: str
+) -> None:
+    with pytest.raises(ZeusConfigError, match=message):
+        ReplayProfile("bad", "T4", limits, powers, (1.5, 1.0), source="test")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import json
 import logging
 import os
@@ -59,6 +60,24 @@ class ReplayProfile:
     source: str
     per_gpu_avg_power_w: tuple[tuple[float, ...], ...] = ()
     """For multi-GPU logs: each GPU's own average power per limit."""
+
+    def __post_init__(self) -> None:
+        limits = self.power_limits_w
+        if len(limits) < 2 or any(b <= a for a, b in itertools.pairwise(limits)):
+            raise ZeusConfigError(
+                f"replay profile {self.name!r}: power_limits_w must hold >= 2 ascending limits, "
+                f"got {limits}"
+            )
+        series = [self.avg_power_w, self.rel_step_time, *self.per_gpu_avg_power_w]
+        if any(len(values) != len(limits) for values in series):
+            raise ZeusConfigError(
+                f"replay profile {self.name!r}: avg_power_w, rel_step_time and per-GPU power need "
+                f"one value per power limit ({len(limits)})"
+            )
+        if any(v <= 0 for values in series for v in values):
+            raise ZeusConfigError(
+                f"replay profile {self.name!r}: power and relative step time must be > 0"
+            )
 
     @property
     def min_power_limit_w(self) -> int:
