@@ -94,7 +94,7 @@ def register_job(tx: Tx, spec: JobSpecFromClient, clock: Clock) -> tuple[Any, bo
     """Create the job, or confirm an identical registration. Returns (spec echoed, created)."""
     if spec.job_id is None:
         spec = spec.model_copy(update={"job_id": f"{spec.job_id_prefix}-{secrets.token_hex(4)}"})
-    existing = tx.q.spec.run(tx.conn, job_id=spec.job_id).scalar_one_or_none()
+    existing = tx.q.spec.scalar(tx.conn, job_id=spec.job_id)
     if existing is not None:
         stored = parse_spec(existing)
         if not stored.same_job_as(spec):
@@ -132,7 +132,7 @@ def register_job(tx: Tx, spec: JobSpecFromClient, clock: Clock) -> tuple[Any, bo
 
 
 def _lock_job(tx: Tx, job_id: str, missing: type[DomainError]) -> LockedJob:
-    row = tx.q.lock_job.run(tx.conn, job_id=job_id).first()
+    row = tx.q.lock_job.first(tx.conn, job_id=job_id)
     if row is None:
         raise missing(f"unknown job_id {job_id!r}; register it with POST /jobs first")
     return LockedJob(
@@ -147,7 +147,7 @@ def _lock_job(tx: Tx, job_id: str, missing: type[DomainError]) -> LockedJob:
 
 def _save_job(tx: Tx, job: LockedJob, clock: Clock) -> None:
     state = job.state
-    tx.q.save_job.run(
+    tx.q.save_job.execute(
         tx.conn,
         job_id=job.job_id,
         state=state.to_json(),
@@ -164,16 +164,18 @@ def _expire_leases(tx: Tx, job: LockedJob, clock: Clock) -> None:
     """Fail every running trial of the job whose lease ran out; the policy learns of each."""
     if job.next_lease_expiry is None or job.next_lease_expiry > clock.now:
         return  # no running lease can have ended yet
-    for trial in tx.q.overdue.run(tx.conn, job_id=job.job_id, now=clock.now).all():
+    for trial in tx.q.overdue.all(tx.conn, job_id=job.job_id, now=clock.now):
         _abandon(tx, job, trial.trial_number, trial, "lease expired: no report in time", clock)
-    job.next_lease_expiry = tx.q.next_expiry.run(tx.conn, job_id=job.job_id).scalar()
+    job.next_lease_expiry = tx.q.next_expiry.scalar(tx.conn, job_id=job.job_id)
 
 
 def _abandon(tx: Tx, job: LockedJob, number: int, trial: Any, why: str, clock: Clock) -> None:
     """End a running trial as failed; the policy observes it with the cost it had spent."""
     spent = float(trial.cost or 0.0)
     pruning_gts.observe(job.state, trial.batch_size, spent, False, bool(trial.exploration))
-    tx.q.abandon.run(tx.conn, job_id=job.job_id, trial_number=number, message=why, now=clock.now)
+    tx.q.abandon.execute(
+        tx.conn, job_id=job.job_id, trial_number=number, message=why, now=clock.now
+    )
     logger.info("job %s trial %d failed: %s", job.job_id, number, why)
 
 
@@ -195,7 +197,7 @@ def predict(tx: Tx, job_id: str, clock: Clock) -> PredictResponse:
         ) from None
     job.num_trials += 1
     lease_end = clock.now + clock.lease_s
-    tx.q.insert_trial.run(
+    tx.q.insert_trial.execute(
         tx.conn,
         job_id=job_id,
         trial_number=job.num_trials,
@@ -227,7 +229,7 @@ class TrialState(NamedTuple):
 
 def _trial(tx: Tx, job: LockedJob, trial: TrialId, clock: Clock) -> TrialState:
     """The trial's row; a running trial whose lease ran out is failed first."""
-    found = tx.q.trial.run(tx.conn, job_id=job.job_id, trial_number=trial.trial_number).first()
+    found = tx.q.trial.first(tx.conn, job_id=job.job_id, trial_number=trial.trial_number)
     row = None if found is None else TrialState._make(found)
     if row is None or row.batch_size != trial.batch_size:
         raise UnknownTrial(
@@ -269,12 +271,12 @@ def report(tx: Tx, result: TrainingResult, clock: Clock) -> ReportResponse:
         "now": clock.now,
     }
     if within_budget and result.current_epoch < spec.max_epochs and not reached:
-        tx.q.progress.run(tx.conn, lease_expires_at=clock.now + clock.lease_s, **measured)
+        tx.q.progress.execute(tx.conn, lease_expires_at=clock.now + clock.lease_s, **measured)
         return ReportResponse(stop_train=False, converged=False, message="keep training")
     converged = reached and within_budget
     message = _outcome_message(reached, within_budget, cost, bound, result.current_epoch)
     status = SUCCEEDED if converged else FAILED
-    tx.q.finish.run(
+    tx.q.finish.execute(
         tx.conn, status=status, converged=converged, message=message[:MAX_MESSAGE_LEN], **measured
     )
     pruning_gts.observe(job.state, result.batch_size, cost, converged, bool(trial.exploration))
