@@ -11,7 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-GPU_OPTION_HELP = "GPU backend: 'nvml', 'replay:<profile>[:<n>]' or 'none' [env ZEUS_GPU; default NVML if present]."
+GPU_OPTION_HELP = (
+    "GPU backend: 'nvml', 'replay:<profile>', 'replay:<profile>:<n>' or 'none' "
+    "(default: env ZEUS_GPU, else NVIDIA GPUs if NVML finds any)."
+)
 
 _CAP_SYS_ADMIN_BIT = 21
 
