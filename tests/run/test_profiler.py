@@ -75,6 +75,7 @@ def read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_profile_writes_a_trace_pair_the_simulator_runs(tmp_path: Path) -> None:
     outcome = profile_workload(spec_for(tmp_path), tmp_path / "out")
 
