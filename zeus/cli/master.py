@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,12 @@ def run_series(
     from zeus.run.history import load_series
 
     saved = load_series(run_dir)
+    backend = spec.env.get("ZEUS_GPU", os.environ.get("ZEUS_GPU", ""))
+    if backend.startswith("replay:"):
+        console.print(
+            f"[yellow]GPU: replay GPU {backend[7:]} (ZEUS_GPU): energy and time are simulated "
+            "from its profile, training is real.[/]"
+        )
     view = SeriesView(total, f"{job.name} — {spec.policy} policy, run directory {run_dir}")
     if saved is not None:
         view.add_history(saved)

@@ -28,9 +28,6 @@ logger = logging.getLogger(__name__)
 PLACEHOLDERS = ("bs", "lr", "seed", "epochs", "slice_number", "target_metric")
 """The names a command template may use, as ``{bs}`` etc."""
 
-PASSTHROUGH_ENV = ("ZEUS_GPU", "ZEUS_STATE_DIR")
-"""Driver variables a run inherits unchanged (everything else in the environment is inherited too)."""
-
 TERMINATE_GRACE_S = 15.0
 
 
@@ -149,6 +146,8 @@ def launch(
     echo: Callable[[str], None] | None = None,
 ) -> LaunchOutcome:
     """Run ``command`` to completion with ``env`` added to the driver's environment.
+
+    The run inherits the driver's whole environment, so ``ZEUS_GPU`` and ``ZEUS_STATE_DIR`` reach it.
 
     Raises ``KeyboardInterrupt`` after stopping the child when the driver is interrupted.
     A command that cannot be started (missing executable) returns exit code 127 with the reason logged.
