@@ -169,7 +169,7 @@ def create_app(
     engine = create_db_engine(settings.database_url)
     if settings.migrate:
         migrate(engine)
-    db = Database(engine)
+    db = Database(engine, inline=settings.inline_database)
     metrics = ServerMetrics(db)
     if settings.token is None:
         log = logger.info if settings.binds_loopback else logger.warning

@@ -83,10 +83,11 @@ def _configure_sqlite(engine: Engine) -> None:
 class Database:
     """The one place where transactions begin, commit and roll back."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, inline: bool | None = None) -> None:
         self.engine = engine
         self.queries = Queries(engine.dialect)
-        self.inline = is_sqlite(engine)  # run on the event loop: see routes.py
+        # Run queries on the event loop (see routes.py); default: SQLite only.
+        self.inline = is_sqlite(engine) if inline is None else inline
 
     @contextmanager
     def _transaction(self, read_only: bool) -> Iterator[Connection]:

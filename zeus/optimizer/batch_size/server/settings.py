@@ -35,6 +35,11 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = Field(default="info", pattern="^(critical|error|warning|info|debug)$")
     access_log: bool = Field(default=False, description="Log every request (costs CPU).")
+    inline_database: bool | None = Field(
+        default=None,
+        description="Run database calls on the event loop instead of the thread pool "
+        "(default: only for SQLite; cheaper for a database on the same host).",
+    )
     migrate: bool = Field(
         default=True, description="Apply the shipped migrations when the app starts."
     )
