@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from tests.server.conftest import FakeClock, job_spec
 from tests.server.test_api import predict, register, report
+from zeus.optimizer.batch_size.server import ServerSettings, create_app
 
 
 def test_silent_trial_fails_when_its_lease_expires(
@@ -187,3 +188,19 @@ def test_database_errors_never_leak_sql(
     assert set(broken.json()) == {"message"}
     for leak in ("SELECT", "bso_trials", "Traceback", job_id):
         assert leak not in broken.text
+
+
+def test_unreachable_database_is_503_and_health_says_so(clock: FakeClock) -> None:
+    from tests.server.conftest import free_port
+
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none?connect_timeout=2"
+    app = create_app(ServerSettings(database_url=url, migrate=False), clock=clock)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        health = client.get("/health")
+        assert health.status_code == 503
+        assert health.json() == {"status": "degraded", "database": "unreachable"}
+        for response in (client.get("/jobs"), client.post("/jobs", json=job_spec())):
+            assert response.status_code == 503
+            assert response.json() == {"message": "database unavailable; retry later"}
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200 and "zeus_bso_database_up 0.0" in metrics.text

@@ -7,6 +7,7 @@ family: domain errors carry their status code; database outages answer 503; anyt
 
 from __future__ import annotations
 
+import gc
 import hmac
 import json
 import logging
@@ -177,6 +178,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Everything loaded so far lives as long as the process: keep it out of the garbage
+        # collector's full passes, which otherwise stall requests now and then (latency tails).
+        gc.freeze()
         yield
         engine.dispose()
 

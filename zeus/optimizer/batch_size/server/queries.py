@@ -51,6 +51,8 @@ class Query:
         try:
             cursor.execute(self.sql, args)
         except self.driver_error as e:
+            if conn.dialect.is_disconnect(e, conn.connection.dbapi_connection, cursor):  # type: ignore[arg-type]
+                conn.invalidate(e)  # never hand this connection out again
             cursor.close()
             raise DBAPIError.instance(self.sql, args, e, self.driver_error) from e
         return cursor
