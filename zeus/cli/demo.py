@@ -41,6 +41,9 @@ def demo(
     show_output: bool = typer.Option(False, "--show-output", help="Show the jobs' own output."),
 ) -> None:
     """Run a recurring training job with Zeus and show the energy and time it saves."""
+    import importlib.util
+
+    from zeus.errors import ZeusConfigError
     from zeus.policy import DefaultBatchSizeOptimizer, PruningGTSBatchSizeOptimizer
     from zeus.policy.base import BatchSizeOptimizer
     from zeus.run.demo import (
@@ -54,6 +57,12 @@ def demo(
     )
     from zeus.run.master import JobChoosesBatchSize, ZeusMaster
 
+    for module in ("torch", "sklearn"):
+        if importlib.util.find_spec(module) is None:
+            raise ZeusConfigError(
+                f"zeus demo trains with torch on scikit-learn's digits: pip install torch scikit-learn "
+                f"({module} is missing)"
+            )
     started = time.monotonic()
     console = Console()
     num_recurrence = 6 if quick else recurrences
