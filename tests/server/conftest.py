@@ -2,8 +2,9 @@
 
 The PostgreSQL cluster is started once per session with the system's binaries (initdb + pg_ctl from
 /usr/lib/postgresql/*/bin, run as the ``postgres`` user when the tests run as root) on a free loopback
-port, with one fresh database per test. Without the binaries its tests skip with the reason;
-``scripts/install-services.sh`` (run by ``make test``) installs them.
+port, with one fresh database per test; ``ZEUS_TEST_POSTGRES_URL`` points the tests at an existing
+server instead. MariaDB likewise (mariadb-install-db + mariadbd). Without the binaries their tests
+skip with the reason; ``scripts/install-services.sh`` (run by ``make test``) installs them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,19 +83,28 @@ class FakeClock:
 
 @dataclass
 class PostgresCluster:
-    host: str
-    port: int
-    user: str = "postgres"
-    databases: list[str] = field(default_factory=list)
+    """A PostgreSQL server where each test gets a database of its own."""
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database}"
+    base_url: str  # postgresql+psycopg://user[:password]@host:port/admin_database
+
+    def url(self, database: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.base_url).set(database=database).render_as_string(hide_password=False)
 
     def admin(self, sql: str) -> None:
         import psycopg
+        from sqlalchemy.engine import make_url
 
-        dsn = f"host={self.host} port={self.port} user={self.user} dbname=postgres"
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        url = make_url(self.base_url)
+        with psycopg.connect(
+            host=url.host,
+            port=url.port,
+            user=url.username,
+            password=url.password,
+            dbname=url.database,
+            autocommit=True,
+        ) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
     def new_database(self) -> str:
@@ -110,6 +120,10 @@ def _pg_bin() -> Path | None:
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
+    external = os.environ.get("ZEUS_TEST_POSTGRES_URL")
+    if external:  # a server someone else runs: its user must be allowed to create databases
+        yield PostgresCluster(external)
+        return
     bindir = _pg_bin()
     if bindir is None:
         pytest.skip(
@@ -133,7 +147,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     pg_ctl = [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log")]
     subprocess.run([*pg_ctl, "-o", options, "-w", "start"], **run)  # type: ignore[call-overload]
     try:
-        yield PostgresCluster(host="127.0.0.1", port=port)
+        yield PostgresCluster(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "-w", "stop"], capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)

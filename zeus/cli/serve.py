@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import typer
 
@@ -40,7 +41,6 @@ def serve(
     """Run the batch size optimizer server (creates/migrates its database first)."""
     from rich.console import Console
 
-    from zeus.optimizer.batch_size.server.db import create_db_engine, migrate
     from zeus.optimizer.batch_size.server.settings import ENV_PREFIX, ServerSettings
 
     console = Console(stderr=True)
@@ -54,17 +54,10 @@ def serve(
         log_level=log_level,
         access_log=access_log,
     )
-    engine = create_db_engine(settings.database_url)
-    try:
-        revision = migrate(engine)
-    except Exception as e:  # unreachable database, bad credentials: one line, not a traceback
-        raise ZeusConfigError(
-            f"database_url: cannot migrate the database ({type(e).__name__})"
-        ) from e
-    finally:
-        engine.dispose()
-    safe_url = engine.url.render_as_string(hide_password=True)
-    console.print(f"database {safe_url} at schema revision {revision}")
+    if settings.migrate or migrate_only:
+        _migrate(settings.database_url, console)
+    else:
+        console.print("ZEUS_BSO_MIGRATE=false: leaving the database schema as it is")
     if migrate_only:
         return
     if settings.token is None and not settings.binds_loopback:
@@ -82,6 +75,23 @@ def serve(
             os.environ[ENV_PREFIX + name.upper()] = str(value)
     os.environ[ENV_PREFIX + "MIGRATE"] = "false"  # done above, once, not by N workers at once
     _run_uvicorn(settings.host, settings.port, workers, settings.log_level, settings.access_log)
+
+
+def _migrate(database_url: str, console: Any) -> None:
+    from zeus.optimizer.batch_size.server.db import create_db_engine, migrate
+
+    engine = create_db_engine(database_url)
+    try:
+        revision = migrate(engine)
+    except Exception as e:  # unreachable database, bad credentials: one line, not a traceback
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0][:200]
+        raise ZeusConfigError(
+            f"database_url: cannot migrate the database ({type(e).__name__}: {reason})"
+        ) from e
+    finally:
+        engine.dispose()
+    safe_url = engine.url.render_as_string(hide_password=True)
+    console.print(f"database {safe_url} at schema revision {revision}")
 
 
 def _run_uvicorn(host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
