@@ -204,3 +204,31 @@ def test_unreachable_database_is_503_and_health_says_so(clock: FakeClock) -> Non
             assert response.json() == {"message": "database unavailable; retry later"}
         metrics = client.get("/metrics")
         assert metrics.status_code == 200 and "zeus_bso_database_up 0.0" in metrics.text
+
+
+def test_a_dead_trial_is_charged_at_least_the_failure_budget(
+    make_client: Callable[..., TestClient], clock: FakeClock, database_url: str
+) -> None:
+    import json
+
+    from sqlalchemy import create_engine, text
+
+    client = make_client(lease_seconds=100.0)
+    job_id = register(client, num_pruning_rounds=0, beta_knob=3.0)["job_id"]  # bandit at once
+    done = predict(client, job_id)
+    report(client, done, metric=0.9, time=10.0, energy=1000.0)  # converged: min_cost 1250
+    silent = predict(client, job_id)  # dies before its first report
+    crashed = predict(client, job_id)
+    report(client, crashed, time=1.0, energy=100.0)  # dies after one cheap epoch
+    client.patch("/trials", json=silent)
+    clock.advance(101.0)
+    predict(client, job_id)  # the lease of `crashed` has run out
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        state = json.loads(
+            conn.execute(text("SELECT policy_state_json FROM bso_jobs")).scalar_one()
+        )
+    engine.dispose()
+    min_cost = 0.5 * 1000.0 + 0.5 * 300.0 * 10.0
+    observed = sorted(c for costs in state["costs"].values() for c in costs)
+    assert observed == [min_cost, 3.0 * min_cost, 3.0 * min_cost]

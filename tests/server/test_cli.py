@@ -46,3 +46,15 @@ def test_settings_from_environment_overridden_by_arguments() -> None:
         ServerSettings.from_env({"ZEUS_BSO_LEASE_SECONDS": "-1"})
     with pytest.raises(ZeusConfigError, match="max_body_bytes"):
         ServerSettings.from_env({"ZEUS_BSO_MAX_BODY_BYTES": "lots"})
+
+
+def test_default_database_is_a_sqlite_file_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ZEUS_BSO_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, ["serve", "--migrate-only"])
+    assert result.exit_code == 0, result.output
+    engine = create_engine(f"sqlite:///{tmp_path / 'zeus_bso.db'}")
+    assert inspect(engine).has_table("bso_jobs")
+    engine.dispose()

@@ -169,10 +169,22 @@ def _expire_leases(tx: Tx, job: LockedJob, clock: Clock) -> None:
     job.next_lease_expiry = tx.q.next_expiry.scalar(tx.conn, job_id=job.job_id)
 
 
+def abandoned_cost(spent: float | None, min_cost: float | None, beta: float | None) -> float:
+    """The cost the policy learns for a trial that died without finishing.
+
+    What it had spent is too low (it stopped early, maybe before its first report) and would make a
+    crashing batch size look cheap to the bandit. It is charged at least the budget of a run that
+    fails: ``beta · min_cost`` (``min_cost`` without early stopping), once a run has converged.
+    """
+    floor = 0.0 if min_cost is None else min_cost * (beta if beta is not None else 1.0)
+    return max(spent or 0.0, floor)
+
+
 def _abandon(tx: Tx, job: LockedJob, number: int, trial: Any, why: str, clock: Clock) -> None:
-    """End a running trial as failed; the policy observes it with the cost it had spent."""
-    spent = float(trial.cost or 0.0)
-    pruning_gts.observe(job.state, trial.batch_size, spent, False, bool(trial.exploration))
+    """End a running trial as failed; the policy observes a failure (see `abandoned_cost`)."""
+    state = job.state
+    cost = abandoned_cost(trial.cost, state.min_cost, job.spec.beta_knob)
+    pruning_gts.observe(state, trial.batch_size, cost, False, bool(trial.exploration))
     tx.q.abandon.execute(
         tx.conn, job_id=job.job_id, trial_number=number, message=why, now=clock.now
     )
