@@ -3,8 +3,11 @@
 The expected limit is computed here, independently of the selectors, from the replay profile: a step
 at limit ``L`` takes ``max(rel_step_time(L), 1)`` times the unthrottled step (the replay GPU never
 runs faster than at its maximum limit) and draws ``power_at(L)``. Measurements on the replay GPU are
-wall-clock timings with some scheduling noise, so a choice counts as right when its modelled score
-is within ``NOISE`` of the best (and, for the slowdown constraint, feasible within ``NOISE``).
+wall-clock timings: on a loaded machine its sleeps overshoot by up to milliseconds, which biases a
+15 ms window by up to ten percent. So the timed test takes the median of several runs and counts a
+choice as right when its modelled score is within ``NOISE`` of the best (and, for the slowdown
+constraint, feasible within ``NOISE``); the data-only test at the end checks exact choices on
+every shipped profile.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from zeus.optimizer.power_limit import (
 )
 from zeus.optimizer.power_limit.profile_store import ProfileKey, save_profile
 
-NOISE = 0.05
-WORK_S = 0.003
+NOISE = 0.12
+WORK_S = 0.005
 RUNS = 3
 WINDOW_LOGS = [name for name in list_profiles() if "-bs" not in name]
 # One power-trace profile per GPU model keeps this timed test short; the data-only test below
@@ -76,12 +79,11 @@ def _slowdown(factor: float) -> Score:
     return lambda t, e, slack: e if t <= factor * (1 + slack) else math.inf
 
 
-def _measure(profile: ReplayProfile, key: ProfileKey, profile_dir: Path) -> None:
-    """Profile every candidate a few times on a replay GPU and save, per limit, the fastest run.
+Runs = list[dict[int, PowerLimitMeasurement]]
 
-    A scheduling stall on this shared machine can only ever add wall time to a window, so the
-    fastest of a few runs is the one closest to what the replay GPU models."""
-    runs = []
+
+def _profile_runs(profile: ReplayProfile, runs: Runs) -> None:
+    """Profile every candidate ``RUNS`` more times on a fresh replay GPU, appending to ``runs``."""
     for run in range(RUNS):
         plo = GlobalPowerLimitOptimizer(
             replay_monitor(ReplayGPU(profile)), warmup_steps=0, profile_steps=3
@@ -89,14 +91,19 @@ def _measure(profile: ReplayProfile, key: ProfileKey, profile_dir: Path) -> None
         train(plo, epochs=1, steps_per_epoch=len(_candidates(profile)) * 3 + 2, work_s=WORK_S)
         assert plo.state == "done", f"run {run}"
         runs.append(plo.measurements)
-    fastest = [min((r[k] for r in runs), key=lambda m: m.time_per_step_s) for k in runs[0]]
-    save_profile(profile_dir, key, fastest)
 
 
-def _wrong_choices(profile: ReplayProfile, profile_dir: Path) -> list[str]:
-    """Profile on a replay GPU, then let the engine decide with each selector from that profile."""
+def _wrong_choices(profile: ReplayProfile, runs: Runs, profile_dir: Path) -> list[str]:
+    """Save the median run of each limit as the job's profile, then let the engine decide from it
+    with each selector. On a shared machine a window can stall (slower), and the replay GPU pays a
+    stall at a window edge back inside the next window (faster); the median of several runs
+    shrugs off both."""
     gpu = ReplayGPU(profile)
-    _measure(profile, ProfileKey(gpu.name, "default", None, 1), profile_dir)
+    median = [
+        sorted((r[k] for r in runs), key=lambda m: m.time_per_step_s)[len(runs) // 2]
+        for k in runs[0]
+    ]
+    save_profile(profile_dir, ProfileKey(gpu.name, "default", None, 1), median)
     wrong = []
     for label, make_selector, score in _cases(profile.max_power_limit_w):
         plo = GlobalPowerLimitOptimizer(
@@ -112,20 +119,24 @@ def _wrong_choices(profile: ReplayProfile, profile_dir: Path) -> list[str]:
         best = min(_expected_scores(profile, score, -NOISE).values())
         if not loose[chosen] <= best * (1 + NOISE):
             wrong.append(f"{label}: chose {chosen} W; modelled scores {loose}")
+    if wrong:
+        measured = {m.power_limit_w: round(m.time_per_step_s / WORK_S, 3) for m in median}
+        wrong.append(f"median measured time per step / work: {measured}")
     return wrong
 
 
 def _check_profile(name: str, tmp_path: Path) -> None:
-    """A fresh measurement gets two more chances against bursts of load on a shared machine; a wrong
-    selector or a wrong measurement is wrong every time."""
+    """Under bursts of load, more runs are added (up to three rounds); a wrong selector or a wrong
+    measurement is wrong however many runs there are."""
     profile = load_profile(name)
-    failures: list[str] = []
+    runs: Runs = []
+    wrong: list[str] = []
     for attempt in range(3):
-        wrong = _wrong_choices(profile, tmp_path / f"attempt{attempt}")
+        _profile_runs(profile, runs)
+        wrong = _wrong_choices(profile, runs, tmp_path / f"attempt{attempt}")
         if not wrong:
             return
-        failures += wrong
-    pytest.fail(f"{name}: " + "; ".join(failures))
+    pytest.fail(f"{name} after {len(runs)} runs: " + "; ".join(wrong))
 
 
 @pytest.mark.parametrize("name", WINDOW_LOGS + TRACE_SAMPLE)
