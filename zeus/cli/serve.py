@@ -15,24 +15,28 @@ APP_FACTORY = "zeus.optimizer.batch_size.server.app:create_app_from_env"
 
 def serve(
     host: str = typer.Option(
-        None, help="Interface to bind [env ZEUS_BSO_HOST; default 127.0.0.1 (loopback only)]."
+        None, help="Interface to bind (env ZEUS_BSO_HOST; default 127.0.0.1, loopback only)."
     ),
-    port: int = typer.Option(None, help="TCP port [env ZEUS_BSO_PORT; default 8000]."),
+    port: int = typer.Option(None, help="TCP port (env ZEUS_BSO_PORT; default 8000)."),
     database_url: str = typer.Option(
         None,
-        help="SQLAlchemy URL [env ZEUS_BSO_DATABASE_URL; default sqlite:///./zeus_bso.db]; "
+        help="SQLAlchemy URL (env ZEUS_BSO_DATABASE_URL; default sqlite:///./zeus_bso.db); "
         "postgresql://... and mysql://... work too.",
     ),
     token: str = typer.Option(
-        None, help="Bearer token required on every endpoint but /health [env ZEUS_BSO_TOKEN]."
+        None, help="Bearer token required on every endpoint but /health (env ZEUS_BSO_TOKEN)."
     ),
     workers: int = typer.Option(1, min=1, max=64, help="Server processes sharing the database."),
     lease_seconds: float = typer.Option(
-        None, help="Fail a trial with no report for this long [env ZEUS_BSO_LEASE_SECONDS; 86400]."
+        None, help="Fail a trial with no report for this long (env ZEUS_BSO_LEASE_SECONDS; 86400)."
     ),
-    log_level: str = typer.Option(None, help="critical|error|warning|info|debug [info]."),
+    log_level: str = typer.Option(
+        None, help="critical, error, warning, info or debug (env ZEUS_BSO_LOG_LEVEL; info)."
+    ),
     access_log: bool = typer.Option(
-        None, "--access-log/--no-access-log", help="Log every request [off]."
+        None,
+        "--access-log/--no-access-log",
+        help="Log every request (env ZEUS_BSO_ACCESS_LOG; off).",
     ),
     migrate_only: bool = typer.Option(
         False, "--migrate-only", help="Create or migrate the database schema, then exit."
@@ -91,7 +95,7 @@ def _migrate(database_url: str, console: Any) -> None:
     finally:
         engine.dispose()
     safe_url = engine.url.render_as_string(hide_password=True)
-    console.print(f"database {safe_url} at schema revision {revision}")
+    console.print(f"database {safe_url} at schema revision {revision}", markup=False)
 
 
 def _run_uvicorn(host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
