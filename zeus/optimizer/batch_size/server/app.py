@@ -178,9 +178,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Everything loaded so far lives as long as the process: keep it out of the garbage
-        # collector's full passes, which otherwise stall requests now and then (latency tails).
-        gc.freeze()
         yield
         engine.dispose()
 
@@ -203,4 +200,8 @@ def create_app(
 
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` and ``zeus serve --workers N`` (each worker calls it)."""
-    return create_app(ServerSettings.from_env())
+    app = create_app(ServerSettings.from_env())
+    # Everything loaded so far lives as long as the server process: keep it out of the garbage
+    # collector's full passes, which otherwise stall requests now and then (latency tails).
+    gc.freeze()
+    return app
