@@ -15,11 +15,15 @@ from zeus.optimizer.power_limit import (
     GlobalPowerLimitOptimizer,
     GoldenSection,
     SearchStrategy,
+    ZeusCost,
     get_search,
 )
-from zeus.optimizer.power_limit.search import DEFAULT_SEARCH, STRATEGIES
+from zeus.optimizer.power_limit.search import DEFAULT_SEARCH, STRATEGIES, CoarseToFine
 from zeus.optimizer.power_limit.shipped import (
+    fixed_set_fraction,
+    full_sweep_scores,
     selector_grid,
+    separated_minima,
     shipped_profiles,
     simulate_search,
     window_log_profiles,
@@ -64,7 +68,19 @@ def test_descend_tolerance_ignores_small_bumps() -> None:
     assert 200 in _walk(Descend(patience=2, tolerance=0.01), curve)  # found it
 
 
-@pytest.mark.parametrize("strategy", [Descend(), GoldenSection()], ids=["descend", "golden"])
+def test_coarse_measures_every_other_limit_then_the_neighbours_of_the_best() -> None:
+    curve = dict(zip(CANDIDATES, [9, 8, 7, 6, 5, 3, 4, 6, 7], strict=True))
+    # grid 300, 250, 200, 150, 100; best 150 (score 4); then 175 and 125
+    assert _walk(CoarseToFine(), curve) == [300, 250, 200, 150, 100, 175, 125]
+    # the minimum limit is always on the grid, even when the stride skips it
+    assert _walk(CoarseToFine(stride=3), curve)[:4] == [300, 225, 150, 100]
+    with pytest.raises(ZeusConfigError, match="stride"):
+        CoarseToFine(stride=1)
+
+
+@pytest.mark.parametrize(
+    "strategy", [Descend(), GoldenSection(), CoarseToFine()], ids=["descend", "golden", "coarse"]
+)
 def test_strategies_find_the_minimum_of_unimodal_curves(strategy: SearchStrategy) -> None:
     rng = random.Random(7)
     for _ in range(200):
@@ -126,6 +142,26 @@ def test_the_reduced_searches_are_not_the_default_because_they_miss_the_bound() 
             for _, selector in selector_grid()
         )
         assert worst > 0.01, f"{name} meets the bound: make it the default"
+
+
+def test_separated_minima_counts_valleys_deeper_than_the_tolerance() -> None:
+    assert separated_minima([5.0, 4.0, 3.0, 4.0, 5.0]) == 1
+    assert separated_minima([5.0, 3.0, 4.0, 3.0, 5.0]) == 2
+    assert separated_minima([5.0, 3.0, 3.01, 3.0, 5.0]) == 0  # within 1%: one flat valley
+    assert separated_minima([5.0, 3.0, 3.01, 3.0, 5.0], tolerance=0.001) == 2
+
+
+def test_shipped_curves_are_too_noisy_for_any_half_cost_search_with_the_default_selector() -> None:
+    """The evidence behind keeping ``exhaustive`` (docs/power-limit.md): with ZeusCost(0.5), about
+    a third of the shipped profiles have two valleys more than 1% apart, and no fixed half of the
+    limit positions holds a limit within 1% of the best on every profile, even chosen with the data
+    in hand."""
+    profiles = shipped_profiles()
+    selector = ZeusCost(0.5)
+    valleys = [separated_minima(full_sweep_scores(profile, selector)) for profile in profiles]
+    assert sum(count >= 2 for count in valleys) > len(profiles) // 4
+    assert fixed_set_fraction(profiles, selector) > 0.5
+    assert fixed_set_fraction(profiles, selector, tolerance=1.0) < 0.5  # loose bounds are easy
 
 
 def test_simulated_search_counts_and_gaps_are_consistent() -> None:

@@ -13,6 +13,7 @@ See ``docs/power-limit.md``.
 from zeus.optimizer.power_limit.distributed import ZeusDistributedError
 from zeus.optimizer.power_limit.optimizer import GlobalPowerLimitOptimizer
 from zeus.optimizer.power_limit.search import (
+    CoarseToFine,
     Descend,
     Exhaustive,
     GoldenSection,
@@ -31,6 +32,7 @@ from zeus.optimizer.power_limit.selectors import (
 )
 
 __all__ = [
+    "CoarseToFine",
     "Descend",
     "Energy",
     "Exhaustive",

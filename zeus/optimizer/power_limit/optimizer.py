@@ -67,7 +67,8 @@ class GlobalPowerLimitOptimizer(Callback):
         pl_step: watts between candidate limits.
         profile_path: directory for saved profiles; a saved profile for the same GPU model, job and
             batch size is reused, so profiling is skipped.
-        search: ``"exhaustive"`` (default), ``"descend"``, ``"golden"`` or a `SearchStrategy`.
+        search: ``"exhaustive"`` (default), ``"descend"``, ``"golden"``, ``"coarse"`` or a
+            `SearchStrategy`.
         job: job name in the saved profile's key.
         batch_size: batch size in the saved profile's key.
         collective_timeout_s: data-parallel only: how long a rank waits for the others in a hook.

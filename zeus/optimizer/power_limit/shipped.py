@@ -16,6 +16,7 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass
 from importlib import resources
+from itertools import combinations
 
 from zeus.optimizer.power_limit.search import SearchStrategy
 from zeus.optimizer.power_limit.selectors import (
@@ -163,3 +164,60 @@ def simulate_search(
     best = all_scores[exhaustive_w]
     gap = all_scores[chosen_w] / best - 1.0 if best > 0 else 0.0
     return SearchOutcome(len(measured), len(profile.measurements), chosen_w, exhaustive_w, gap)
+
+
+# -- why no reduced search can be the default: how noisy the shipped cost curves are --------------
+
+
+def full_sweep_scores(profile: ShippedProfile, selector: OptimumSelector) -> list[float]:
+    """The selector's score of every limit of the profile, highest limit first, from the full sweep."""
+    context = SelectionContext(profile.max_power_limit_w, profile.num_gpus)
+    scores = selector.scores(profile.measurements, context)
+    return [scores[limit_w] for limit_w in profile.power_limits_w]
+
+
+def separated_minima(scores: list[float], tolerance: float = 0.01) -> int:
+    """Local minima of a score curve that beat each neighbour by more than ``tolerance``.
+
+    A unimodal curve has at most one; two or more mean that a search following the slope can settle
+    in the wrong valley.
+    """
+    return sum(
+        all(
+            scores[index] * (1.0 + tolerance) < scores[other]
+            for other in (index - 1, index + 1)
+            if 0 <= other < len(scores)
+        )
+        for index in range(len(scores))
+    )
+
+
+def fixed_set_fraction(
+    profiles: list[ShippedProfile], selector: OptimumSelector, tolerance: float = 0.01
+) -> float:
+    """Fraction of the limits that the smallest fixed set of positions must hold to contain, on
+    every profile, a limit within ``tolerance`` of the best one (by sweep length, step-weighted).
+
+    Positions count from the maximum limit and the set is chosen per sweep length with the shipped
+    data in hand, so this is what a non-adaptive search would need even if tuned on these profiles.
+    """
+    curves_by_length: dict[int, list[list[float]]] = defaultdict(list)
+    for profile in profiles:
+        curve = full_sweep_scores(profile, selector)
+        curves_by_length[len(curve)].append(curve)
+    needed = total = 0
+    for length, curves in curves_by_length.items():
+        total += length * len(curves)
+        needed += _smallest_cover(length, curves, tolerance) * len(curves)
+    return needed / total
+
+
+def _smallest_cover(length: int, curves: list[list[float]], tolerance: float) -> int:
+    good = [
+        {i for i, s in enumerate(curve) if s <= min(curve) * (1.0 + tolerance)} for curve in curves
+    ]
+    for size in range(1, length):
+        for positions in combinations(range(length), size):
+            if all(good_set.intersection(positions) for good_set in good):
+                return size
+    return length
