@@ -96,8 +96,9 @@ class LaunchOutcome:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while a run is in flight (main thread only)."""
+def _signals_as_interrupt() -> Iterator[None]:
+    """Ctrl-C and SIGTERM raise ``KeyboardInterrupt`` while a run is in flight (main thread only),
+    whatever handlers other libraries left installed in the driver."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -105,11 +106,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _pump(stream: Iterator[str], log_path: Path, echo: Callable[[str], None] | None) -> None:
@@ -178,7 +180,7 @@ def launch(
         pump = threading.Thread(target=_pump, args=(proc.stdout, log_path, echo), daemon=True)
         pump.start()
         try:
-            with _sigterm_as_interrupt():
+            with _signals_as_interrupt():
                 exit_code = proc.wait()
         except KeyboardInterrupt:
             _stop(proc)
