@@ -172,3 +172,13 @@ def test_simulated_search_counts_and_gaps_are_consistent() -> None:
         assert full.cost_gap == 0.0 and full.chosen_w == full.exhaustive_w
         reduced = simulate_search(Descend(), profile, selector)
         assert reduced.measured <= full.measured and reduced.cost_gap >= 0.0
+
+
+def test_the_one_reduced_search_within_the_bound_saves_almost_nothing() -> None:
+    """Stopping at the first limit 20% costlier than the best meets the 1% bound with the default
+    selector, but measures more than 90% of the limits (docs/power-limit.md)."""
+    stop = Descend(patience=1, tolerance=0.2)
+    outcomes = [simulate_search(stop, profile, ZeusCost(0.5)) for profile in shipped_profiles()]
+    assert max(outcome.cost_gap for outcome in outcomes) <= 0.01
+    measured = sum(outcome.measured for outcome in outcomes)
+    assert measured > 0.9 * sum(outcome.candidates for outcome in outcomes)
