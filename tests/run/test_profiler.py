@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from zeus.cli import app
 from zeus.device.replay import load_profile
 from zeus.errors import ZeusConfigError
-from zeus.run.profiler import ProfileSpec, ProfilingError, profile_workload
+from zeus.run.profiler import ProfileSpec, ProfilingError, _missing_limits, profile_workload
 
 SCRIPT = """
 import argparse, logging, torch
@@ -80,6 +80,7 @@ def test_profile_writes_a_trace_pair_the_simulator_runs(tmp_path: Path) -> None:
     outcome = profile_workload(spec_for(tmp_path), tmp_path / "out")
 
     assert outcome.gpu == "nvidia-a40-replay"
+    assert outcome.missing_limits == {}
     train = read(outcome.train_trace)
     assert [(r["batch_size"], r["run"]) for r in train] == [
         ("32", "1"),
@@ -132,3 +133,9 @@ def test_a_crashing_script_names_its_log(tmp_path: Path) -> None:
         match=r"batch size 32 \(run 1\) exited with code 5; see .*profile-bs32-run1.log",
     ):
         profile_workload(spec, tmp_path / "out")
+
+
+def test_limits_a_short_run_could_not_measure_are_reported() -> None:
+    rows = [{"batch_size": 32, "power_limit": p} for p in (100, 200, 300)]
+    rows += [{"batch_size": 64, "power_limit": p} for p in (200, 300)]
+    assert _missing_limits(rows) == {64: [100]}

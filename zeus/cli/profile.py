@@ -90,6 +90,11 @@ def profile(
             f"{row['average_power']:.1f}",
         )
     console.print(table)
+    for batch_size, limits in result.missing_limits.items():
+        console.print(
+            f"[yellow]batch size {batch_size}: limits {limits} W not measured — its runs reached "
+            "the target before profiling finished (use fewer --steps).[/]"
+        )
     console.print(f"Wrote {result.train_trace} and {result.power_trace}. What would Zeus save?")
     b0 = default_bs or spec.batch_sizes[0]
     console.print(

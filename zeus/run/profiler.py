@@ -125,6 +125,8 @@ class ProfileOutcome:
     gpu: str
     runs: list[ProfiledRun]
     power_rows: list[dict[str, Any]]
+    missing_limits: dict[int, list[int]] = field(default_factory=dict)
+    """Per batch size, the power limits measured for another batch size but not for this one."""
 
 
 def gpu_slug(gpu_model: str) -> str:
@@ -257,8 +259,24 @@ def profile_workload(
         }
         for r in runs
     ]
+    missing = _missing_limits(power_rows)
+    for batch_size, limits in missing.items():
+        logger.warning(
+            "batch size %d: power limits %s not measured (its runs ended before profiling did: "
+            "fewer steps per limit or a later target lets them finish)",
+            batch_size,
+            limits,
+        )
     train_path, power_path = out / "summary_train.csv", out / f"summary_power_{gpu}.csv"
     _write_csv(train_path, TRAIN_COLUMNS, train_rows)
     _write_csv(power_path, POWER_COLUMNS, power_rows)
     logger.info("wrote %s and %s", train_path, power_path)
-    return ProfileOutcome(train_path, power_path, gpu, runs, power_rows)
+    return ProfileOutcome(train_path, power_path, gpu, runs, power_rows, missing)
+
+
+def _missing_limits(power_rows: list[dict[str, Any]]) -> dict[int, list[int]]:
+    measured: dict[int, set[int]] = {}
+    for row in power_rows:
+        measured.setdefault(int(row["batch_size"]), set()).add(int(row["power_limit"]))
+    every = set().union(*measured.values()) if measured else set()
+    return {b: sorted(every - limits) for b, limits in measured.items() if every - limits}
