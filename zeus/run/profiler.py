@@ -32,28 +32,9 @@ from typing import Any
 from zeus.errors import ZeusConfigError, ZeusError, check_range
 from zeus.policy.lr_scaling import scale_lr
 from zeus.run.launch import ZeusRunEnv, check_template, fill_template, format_lr, launch
+from zeus.simulate.traces import POWER_COLUMNS, TRAIN_COLUMNS
 
 logger = logging.getLogger(__name__)
-
-TRAIN_COLUMNS = (
-    "dataset",
-    "network",
-    "batch_size",
-    "optimizer",
-    "learning_rate",
-    "run",
-    "target_metric",
-    "target_epoch",
-)
-POWER_COLUMNS = (
-    "dataset",
-    "network",
-    "batch_size",
-    "optimizer",
-    "power_limit",
-    "time_per_epoch",
-    "average_power",
-)
 
 
 class ProfilingError(ZeusError):
