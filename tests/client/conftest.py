@@ -81,3 +81,14 @@ def bso_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]
     server = start_server(tmp_path_factory.mktemp("bso-server"))
     yield server
     stop_server(server)
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_hooks() -> Iterator[None]:
+    """A client whose trial is still running stays armed (by design); keep that out of pytest."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    excepthook = sys.excepthook
+    yield
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    sys.excepthook = excepthook
