@@ -44,7 +44,7 @@ def main() -> None:
     try:
         app()
     except ZeusError as e:
-        from rich.console import Console
+        from zeus.cli.console import make_console
 
-        Console(stderr=True).print(f"[bold red]error:[/] {e}")
+        make_console(stderr=True).print(f"[bold red]error:[/] {e}")
         raise SystemExit(2) from None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from zeus.cli.console import make_console
 
 
 def analyze(
@@ -34,7 +35,7 @@ def analyze(
         )
     total_j = sum(per_gpu.values())
     table.add_row("all", str(len(flat)), f"{total_j:.3f}", f"{total_j / span_s:.2f}")
-    Console().print(table)
+    make_console().print(table)
 
 
 def register(app: typer.Typer) -> None:

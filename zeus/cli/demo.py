@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from zeus.cli.console import make_console
 from zeus.cli.master import SeriesView
 
 
@@ -64,7 +65,7 @@ def demo(
                 f"({module} is missing)"
             )
     started = time.monotonic()
-    console = Console()
+    console = make_console()
     num_recurrence = 6 if quick else recurrences
     out = out.resolve()
     _prepare_out(out)

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from zeus.cli.console import make_console
+
 GPU_OPTION_HELP = (
     "GPU backend: 'nvml', 'replay:<profile>', 'replay:<profile>:<n>' or 'none' "
     "(default: env ZEUS_GPU, else NVIDIA GPUs if NVML finds any)."
@@ -131,7 +133,7 @@ def show_env(
     rapl_root: str = typer.Option("/sys/class/powercap", help="powercap sysfs root."),
 ) -> None:
     """Show GPUs (limits, capabilities), replay profiles, CPUs/RAPL, frameworks and permissions."""
-    console = Console()
+    console = make_console()
     _gpu_section(console, gpu)
     _profiles_section(console, profiles)
     _cpu_section(console, rapl_root)

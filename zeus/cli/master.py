@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from zeus.cli.console import make_console
 from zeus.run.history import RecurrenceSummary, RunRecord, SeriesState
 from zeus.run.master import MasterListener
 
@@ -113,7 +114,7 @@ def run_series(
     spec = parse_job_file(job_file_data, str(run_dir / JOB_COPY))
     job = spec.to_job(Path("."))
     total = num_recurrence or spec.num_recurrence
-    console = Console()
+    console = make_console()
     master = ZeusMaster(
         spec.make_policy(),
         run_dir,
@@ -237,7 +238,7 @@ def slice_corpus_cmd(
     from zeus.simulate.drift import slice_corpus
 
     slices = slice_corpus(csv_path, out, slice_size=slice_size, stride=stride, encoding=encoding)
-    console = Console()
+    console = make_console()
     for s in slices:
         console.print(
             f"{s.path.name}: rows {s.first_row}–{s.last_row}, {s.first_date} … {s.last_date}"

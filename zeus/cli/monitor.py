@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from zeus.cli.console import make_console
 from zeus.cli.env import GPU_OPTION_HELP
 
 monitor_app = typer.Typer(
@@ -50,7 +51,7 @@ def energy(
     from zeus.device import get_gpus
     from zeus.monitor import ZeusMonitor
 
-    console = Console()
+    console = make_console()
     gpus = get_gpus(backend=gpu)
     monitor = ZeusMonitor(gpu_indices=gpu_indices or None, gpus=gpus, sync_execution_with="none")
     console.print(
@@ -90,7 +91,7 @@ def power(
     from zeus.errors import ZeusConfigError
     from zeus.monitor import PowerMonitor
 
-    console = Console()
+    console = make_console()
     gpus = get_gpus(backend=gpu)
     if not gpus:
         raise ZeusConfigError(

@@ -6,8 +6,9 @@ import shlex
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from zeus.cli.console import make_console
 
 
 def _ints(text: str, name: str) -> tuple[int, ...]:
@@ -51,7 +52,7 @@ def profile(
     from zeus.run.jobfile import parse_profile_params
     from zeus.run.profiler import ProfiledRun, ProfileSpec, profile_workload
 
-    console = Console()
+    console = make_console()
     spec = ProfileSpec(
         command=tuple(shlex.split(command)),
         dataset=dataset,

@@ -43,11 +43,10 @@ def serve(
     ),
 ) -> None:
     """Run the batch size optimizer server (creates/migrates its database first)."""
-    from rich.console import Console
-
+    from zeus.cli.console import make_console
     from zeus.optimizer.batch_size.server.settings import ENV_PREFIX, ServerSettings
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = ServerSettings.from_env(
         host=host,

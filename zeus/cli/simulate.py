@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from zeus.cli.console import make_console
 
 simulate_app = typer.Typer(
     name="simulate",
@@ -24,12 +25,6 @@ def _pct(x: float) -> str:
 
 def _change(x: float) -> str:
     return f"{x:+.1%}"
-
-
-def _console() -> Console:
-    """Rich console; wide enough for the tables when output is not a terminal (files, pipes)."""
-    console = Console()
-    return console if console.is_terminal else Console(width=140)
 
 
 def _check_out(out: Path | None) -> None:
@@ -83,7 +78,7 @@ def single(
         job, gpu, policy=policy, seed=seed, eta_knob=eta_knob, beta_knob=beta_knob,
         num_recurrence=num_recurrence, train_trace=train_trace,
     )  # fmt: skip
-    console = _console()
+    console = make_console()
     m, t = r.metrics, r.table
     console.print(
         f"[bold]{t.job.name}[/] on [bold]{t.gpu}[/], policy {policy}, seed {seed}, eta {eta_knob:g}, "
@@ -161,7 +156,7 @@ def sweep(
         _csv_list(datasets, list(WORKLOADS), "dataset"), _csv_list(gpus, GPUS, "GPU"),
         range(1, seeds + 1), policy, eta_knob, beta_knob,
     )  # fmt: skip
-    console = _console()
+    console = make_console()
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(f"{len(todo)} simulations", total=len(todo))
         results = run_sweep(todo, processes, on_result=lambda _: progress.advance(bar))
@@ -239,7 +234,7 @@ def cluster(
             s.group, str(s.jobs), str(s.runs), str(s.concurrent_runs), str(s.failed_runs),
             _pct(s.energy_saving), _change(s.time_change),
         )  # fmt: skip
-    _console().print(table)
+    make_console().print(table)
     if out is not None:
         from zeus.simulate.runs import GroupRun
 
