@@ -27,6 +27,23 @@ def test_migrate_only_creates_the_schema_and_is_repeatable(database_url: str) ->
     assert {"bso_jobs", "bso_trials", "bso_alembic_version"} <= tables
 
 
+def test_replicas_migrating_at_once_all_start(database_url: str) -> None:
+    """Several replicas of a Deployment migrate the same fresh database at the same moment."""
+    cmd = [sys.executable, "-c", "from zeus.cli import main; main()", "serve", "--migrate-only"]
+    procs = [
+        subprocess.Popen(
+            [*cmd, "--database-url", database_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outputs
+    assert all("schema revision 0001" in out for out in outputs)
+
+
 def test_bad_database_url_is_one_clear_line(tmp_path: Path) -> None:
     cmd = [sys.executable, "-c", "from zeus.cli import main; main()", "serve", "--migrate-only"]
     result = subprocess.run(

@@ -136,7 +136,7 @@ def migrate(engine: Engine) -> str:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
+    with engine.begin() as conn, _migration_lock(conn):
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
     with engine.connect() as conn:
@@ -146,6 +146,27 @@ def migrate(engine: Engine) -> str:
         revision = context.get_current_revision() or "none"
     logger.info("database schema at revision %s (%s)", revision, _safe_url(engine))
     return revision
+
+
+# Replicas that start together (a Kubernetes Deployment) each migrate on start; a database-wide lock
+# makes the later ones wait and then find the schema at head instead of racing to create tables.
+_MIGRATION_LOCK_KEY = 0x2E05B50
+
+
+@contextmanager
+def _migration_lock(conn: Connection) -> Iterator[None]:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":  # released when the migration transaction ends
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+        yield
+    elif dialect in ("mysql", "mariadb"):  # session lock: pooled connections outlive us, release it
+        conn.exec_driver_sql("SELECT GET_LOCK('zeus_bso_migrate', 600)")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("SELECT RELEASE_LOCK('zeus_bso_migrate')")
+    else:  # SQLite: one file, and `zeus serve --workers N` migrates once before forking
+        yield
 
 
 def has_schema(engine: Engine) -> bool:
