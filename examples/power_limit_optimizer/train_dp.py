@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 from zeus.monitor import ZeusMonitor
-from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer, ZeusCost
+from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer, ProfileReport, ZeusCost
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,25 +51,8 @@ def parse_args() -> argparse.Namespace:
 
 def print_savings(plo: GlobalPowerLimitOptimizer, world_size: int) -> None:
     """The chosen limit and the job's energy per step against the maximum limit, as measured."""
-    by_limit = plo.measurements  # limit -> per-step time and energy of the whole job
     print(f"measurements summed over {world_size} GPUs:")
-    print("power limit [W]  time/step [ms]  energy/step [J]  avg power [W]")
-    for limit_w in sorted(by_limit, reverse=True):
-        m = by_limit[limit_w]
-        print(
-            f"{limit_w:>15}  {m.time_per_step_s * 1e3:>14.2f}  {m.energy_per_step_j:>15.4f}"
-            f"  {m.avg_power_w:>13.1f}"
-        )
-    chosen_w, max_w = plo.chosen_power_limit_w, max(by_limit)
-    chosen, at_max = by_limit[chosen_w], by_limit[max_w]
-    saved = 1.0 - chosen.energy_per_step_j / at_max.energy_per_step_j
-    slower = chosen.time_per_step_s / at_max.time_per_step_s - 1.0
-    print(f"chosen power limit: {chosen_w} W (maximum {max_w} W)")
-    print(
-        f"energy per step: {at_max.energy_per_step_j:.4f} J at {max_w} W -> "
-        f"{chosen.energy_per_step_j:.4f} J at {chosen_w} W: saved {saved * 100:.1f}%, "
-        f"time per step {slower * 100:+.1f}%"
-    )
+    print(ProfileReport.of(plo).format())
     if os.environ.get("ZEUS_GPU", "").startswith("replay:"):
         print(f"(replay GPUs {os.environ['ZEUS_GPU']}: figures simulated from a profile)")
 

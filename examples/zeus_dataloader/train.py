@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from zeus.optimizer.power_limit import ProfileReport
 from zeus.run import ZeusDataLoader
 
 
@@ -134,23 +135,7 @@ def print_summary(train_loader: ZeusDataLoader) -> None:
     if engine is None or engine.chosen_power_limit_w is None:
         print("no power limit chosen")
         return
-    by_limit = engine.measurements  # limit -> per-step time and energy of the whole job
-    chosen_w, max_w = engine.chosen_power_limit_w, max(by_limit)
-    chosen, at_max = by_limit[chosen_w], by_limit[max_w]
-    saved = 1.0 - chosen.energy_per_step_j / at_max.energy_per_step_j
-    slower = chosen.time_per_step_s / at_max.time_per_step_s - 1.0
-    print("power limit [W]  time/step [ms]  energy/step [J]  avg power [W]")
-    for limit_w, m in by_limit.items():
-        print(
-            f"{limit_w:>15}  {m.time_per_step_s * 1e3:>14.2f}  {m.energy_per_step_j:>15.4f}"
-            f"  {m.avg_power_w:>13.1f}"
-        )
-    print(f"chosen power limit: {chosen_w} W (maximum {max_w} W)")
-    print(
-        f"energy per step: {at_max.energy_per_step_j:.4f} J at {max_w} W -> "
-        f"{chosen.energy_per_step_j:.4f} J at {chosen_w} W: saved {saved * 100:.1f}%, "
-        f"time per step {slower * 100:+.1f}%"
-    )
+    print(ProfileReport.of(engine).format())
     if os.environ.get("ZEUS_GPU", "").startswith("replay:"):
         print(f"(replay GPU {os.environ['ZEUS_GPU']}: figures simulated from a profile)")
 

@@ -12,6 +12,7 @@ See ``docs/power-limit.md``.
 
 from zeus.optimizer.power_limit.distributed import ZeusDistributedError
 from zeus.optimizer.power_limit.optimizer import GlobalPowerLimitOptimizer
+from zeus.optimizer.power_limit.report import ProfileReport
 from zeus.optimizer.power_limit.search import (
     CoarseToFine,
     Descend,
@@ -41,6 +42,7 @@ __all__ = [
     "MaxSlowdownConstraint",
     "OptimumSelector",
     "PowerLimitMeasurement",
+    "ProfileReport",
     "SearchStrategy",
     "SelectionContext",
     "Time",
