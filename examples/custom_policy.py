@@ -106,8 +106,8 @@ def in_the_simulator(num_recurrence: int) -> None:
 
 def with_zeus_master(num_recurrence: int, out: Path) -> None:
     """Real runs: the demo's digits job on a replay GPU (or this machine's NVIDIA GPUs)."""
+    from zeus.demo.job import DEMO_BATCH_SIZES, DEMO_PROFILE_PARAMS, choose_gpu, demo_job
     from zeus.run import ZeusMaster
-    from zeus.run.demo import DEMO_BATCH_SIZES, DEMO_PROFILE_PARAMS, choose_gpu, demo_job
 
     gpu = choose_gpu()
     out.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from zeus.demo.job import DEMO_BATCH_SIZES, demo_job
 from zeus.device.replay import ReplayGPU
 from zeus.policy import DefaultBatchSizeOptimizer
-from zeus.run.demo import DEMO_BATCH_SIZES, demo_job
 from zeus.run.history import load_series
 from zeus.run.master import ZeusMaster
 

@@ -27,7 +27,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from zeus.optimizer.batch_size.server import ServerSettings, create_app
+from zeus.server import ServerSettings, create_app
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from tests.server.conftest import FakeClock, job_spec
 from tests.server.test_api import predict, register, report
-from zeus.optimizer.batch_size.server import ServerSettings, create_app
+from zeus.server import ServerSettings, create_app
 
 
 def test_silent_trial_fails_when_its_lease_expires(

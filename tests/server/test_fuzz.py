@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from zeus.optimizer.batch_size.server import ServerSettings, create_app
+from zeus.server import ServerSettings, create_app
 
 LEAKS = ("Traceback", "SELECT", "INSERT", "UPDATE bso", "sqlalchemy", "psycopg", "sqlite3")
 

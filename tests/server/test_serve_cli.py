@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from zeus.cli import app
 from zeus.errors import ZeusConfigError
-from zeus.optimizer.batch_size.server import ServerSettings
+from zeus.server import ServerSettings
 
 
 def test_migrate_only_creates_the_schema_and_is_repeatable(database_url: str) -> None:

@@ -44,18 +44,17 @@ def demo(
     """Run a recurring training job with Zeus and show the energy and time it saves."""
     import importlib.util
 
-    from zeus.errors import ZeusConfigError
-    from zeus.policy import DefaultBatchSizeOptimizer, PruningGTSBatchSizeOptimizer
-    from zeus.policy.base import BatchSizeOptimizer
-    from zeus.run.demo import (
+    from zeus.demo.job import (
         DEMO_BATCH_SIZES,
         DEMO_BETA,
         DEMO_PROFILE_PARAMS,
         choose_gpu,
-        compute_savings,
         demo_job,
-        plot_demo,
     )
+    from zeus.demo.savings import compute_savings, plot_demo
+    from zeus.errors import ZeusConfigError
+    from zeus.policy import DefaultBatchSizeOptimizer, PruningGTSBatchSizeOptimizer
+    from zeus.policy.base import BatchSizeOptimizer
     from zeus.run.master import JobChoosesBatchSize, ZeusMaster
 
     for module in ("torch", "sklearn"):
@@ -141,7 +140,7 @@ def demo(
 
 
 def _print_savings(console: Console, s: object, simulated: bool) -> None:
-    from zeus.run.demo import Savings
+    from zeus.demo.savings import Savings
 
     assert isinstance(s, Savings)
     table = Table(title="Zeus vs Default (per recurrence)", title_justify="left")

@@ -50,7 +50,7 @@ def profile(
     import os
 
     from zeus.run.jobfile import parse_profile_params
-    from zeus.run.profiler import ProfiledRun, ProfileSpec, profile_workload
+    from zeus.simulate.profiler import ProfiledRun, ProfileSpec, profile_workload
 
     console = make_console()
     spec = ProfileSpec(

@@ -10,7 +10,7 @@ import typer
 
 from zeus.errors import ZeusConfigError
 
-APP_FACTORY = "zeus.optimizer.batch_size.server.app:create_app_from_env"
+APP_FACTORY = "zeus.server.app:create_app_from_env"
 
 
 def serve(
@@ -44,7 +44,7 @@ def serve(
 ) -> None:
     """Run the batch size optimizer server (creates/migrates its database first)."""
     from zeus.cli.console import make_console
-    from zeus.optimizer.batch_size.server.settings import ENV_PREFIX, ServerSettings
+    from zeus.server.settings import ENV_PREFIX, ServerSettings
 
     console = make_console(stderr=True)
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -81,7 +81,7 @@ def serve(
 
 
 def _migrate(database_url: str, console: Any) -> None:
-    from zeus.optimizer.batch_size.server.db import create_db_engine, migrate
+    from zeus.server.db import create_db_engine, migrate
 
     engine = create_db_engine(database_url)
     try:

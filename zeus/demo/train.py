@@ -1,6 +1,6 @@
 """The training job of `zeus demo`: a small CNN on scikit-learn's 8x8 digits, trained for real.
 
-Launched by `ZeusMaster` once per recurrence (``python -m zeus.run.demo_job --batch-size {bs} ...``).
+Launched by `ZeusMaster` once per recurrence (``python -m zeus.demo.train --batch-size {bs} ...``).
 `ZeusDataLoader` reads the ``ZEUS_*`` variables the master sets: it profiles power limits just in time
 (`GlobalPowerLimitOptimizer` on the GPUs of ``ZEUS_GPU``, a replay GPU on machines without one),
 stops at the target test accuracy or before crossing the cost threshold, and writes the run's result

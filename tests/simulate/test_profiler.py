@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from zeus.cli import app
 from zeus.device.replay import load_profile
 from zeus.errors import ZeusConfigError
-from zeus.run.profiler import ProfileSpec, ProfilingError, _missing_limits, profile_workload
+from zeus.simulate.profiler import ProfileSpec, ProfilingError, _missing_limits, profile_workload
 
 SCRIPT = """
 import argparse, logging, torch

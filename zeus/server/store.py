@@ -27,7 +27,9 @@ from zeus.optimizer.batch_size.schemas import (
     TrainingResult,
     TrialId,
 )
-from zeus.optimizer.batch_size.server.errors import (
+from zeus.policy import pruning_gts
+from zeus.policy.pruning_gts import NoFeasibleBatchSize, PruningGTSState
+from zeus.server.errors import (
     DomainError,
     JobInfeasible,
     JobNotFound,
@@ -35,10 +37,8 @@ from zeus.optimizer.batch_size.server.errors import (
     UnknownJob,
     UnknownTrial,
 )
-from zeus.optimizer.batch_size.server.models import JOBS, TRIALS
-from zeus.optimizer.batch_size.server.queries import Tx
-from zeus.policy import pruning_gts
-from zeus.policy.pruning_gts import NoFeasibleBatchSize, PruningGTSState
+from zeus.server.models import JOBS, TRIALS
+from zeus.server.queries import Tx
 
 logger = logging.getLogger(__name__)
 

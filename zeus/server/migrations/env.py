@@ -1,10 +1,10 @@
-"""Alembic environment of the BSO server; run through `zeus.optimizer.batch_size.server.db.migrate`."""
+"""Alembic environment of the BSO server; run through `zeus.server.db.migrate`."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from zeus.optimizer.batch_size.server.models import Base
+from zeus.server.models import Base
 
 VERSION_TABLE = "bso_alembic_version"
 

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from zeus.optimizer.batch_size.schemas import JobDetail, JobSpecFromClient, JobSummary, TrialInfo
-from zeus.optimizer.batch_size.server.errors import JobNotFound
-from zeus.optimizer.batch_size.server.models import JOBS, TRIALS
+from zeus.server.errors import JobNotFound
+from zeus.server.models import JOBS, TRIALS
 
 Row = Any  # a result row: columns by attribute
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from zeus.demo.savings import compute_savings
 from zeus.errors import ZeusConfigError
-from zeus.run.demo import compute_savings
 from zeus.run.history import load_series
 
 ZEUS = [str(Path(sys.executable).with_name("zeus"))]  # the console script of this venv

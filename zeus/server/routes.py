@@ -31,12 +31,12 @@ from zeus.optimizer.batch_size.schemas import (
     no_edge_spaces,
     storable_text,
 )
-from zeus.optimizer.batch_size.server import reads, store
-from zeus.optimizer.batch_size.server.db import Database, ping
-from zeus.optimizer.batch_size.server.metrics import ServerMetrics
-from zeus.optimizer.batch_size.server.queries import Tx
-from zeus.optimizer.batch_size.server.settings import ServerSettings
-from zeus.optimizer.batch_size.server.store import Clock
+from zeus.server import reads, store
+from zeus.server.db import Database, ping
+from zeus.server.metrics import ServerMetrics
+from zeus.server.queries import Tx
+from zeus.server.settings import ServerSettings
+from zeus.server.store import Clock
 
 
 def _lenient_router() -> APIRouter:

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from zeus.optimizer.batch_size.server.models import JOBS, TRIALS
+from zeus.server.models import JOBS, TRIALS
 
 
 @dataclass(frozen=True)

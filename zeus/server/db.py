@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
 
 from zeus.errors import ZeusConfigError
-from zeus.optimizer.batch_size.server.errors import DomainError
-from zeus.optimizer.batch_size.server.queries import Queries, Tx
+from zeus.server.errors import DomainError
+from zeus.server.queries import Queries, Tx
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from zeus.optimizer.batch_size.server import reads
-from zeus.optimizer.batch_size.server.db import Database
+from zeus.server import reads
+from zeus.server.db import Database
 
 logger = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from zeus.optimizer.batch_size.server.db import Database, create_db_engine, migrate
-from zeus.optimizer.batch_size.server.errors import DomainError
-from zeus.optimizer.batch_size.server.metrics import ServerMetrics
-from zeus.optimizer.batch_size.server.routes import router
-from zeus.optimizer.batch_size.server.settings import ServerSettings
+from zeus.server.db import Database, create_db_engine, migrate
+from zeus.server.errors import DomainError
+from zeus.server.metrics import ServerMetrics
+from zeus.server.routes import router
+from zeus.server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
