@@ -105,7 +105,7 @@ def serve(
 def _migrate(database_url: str, console: Any) -> None:
     from zeus.server.db import create_db_engine, migrate
 
-    engine = create_db_engine(database_url)
+    engine = create_db_engine(database_url, timeout_s=60.0)  # waits for other replicas' migration
     try:
         revision = migrate(engine)
     except Exception as e:  # unreachable database, bad credentials: one line, not a traceback

@@ -158,7 +158,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        engine.dispose()
+        db.dispose()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -53,7 +53,12 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_db_engine(database_url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Engine:
+def create_db_engine(
+    database_url: str | URL,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    pool_size: int = 8,
+    max_overflow: int = 10,
+) -> Engine:
     """An engine for ``database_url`` (SQLite file, PostgreSQL, MySQL/MariaDB); no database wait
     (pool, lock, statement) lasts longer than about ``timeout_s``."""
     try:
@@ -71,7 +76,8 @@ def create_db_engine(database_url: str, timeout_s: float = DEFAULT_TIMEOUT_S) ->
             engine = create_engine(
                 url,
                 connect_args={"check_same_thread": False, "timeout": timeout_s},
-                pool_size=8,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
                 pool_timeout=timeout_s,
             )
             _configure_sqlite(engine, busy_ms=math.ceil(timeout_s * 1000))
@@ -94,7 +100,8 @@ def create_db_engine(database_url: str, timeout_s: float = DEFAULT_TIMEOUT_S) ->
             connect_args=connect_args,
             pool_pre_ping=True,
             isolation_level="READ COMMITTED",
-            pool_size=8,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
             pool_timeout=timeout_s,
         )
     except (NoSuchModuleError, ModuleNotFoundError) as e:
@@ -143,8 +150,14 @@ class Database:
     ) -> None:
         self.engine = engine
         self.queries = Queries(engine.dialect)
-        # Run writes on the event loop (see routes.py); default: SQLite only.
+        # Run writes on the event loop (see routes.py); default: SQLite only. They run one at a
+        # time there, so one connection of their own serves them: never a wait for the pool.
         self.inline = is_sqlite(engine) if inline is None else inline
+        self._loop_engine = (
+            create_db_engine(engine.url, timeout_s, pool_size=1, max_overflow=0)
+            if self.inline
+            else None
+        )
         self.timeout_s = timeout_s
         self._stalled_at: float | None = None  # monotonic time a request last gave up waiting
 
@@ -158,38 +171,45 @@ class Database:
         since = self._stalled_at
         return since is not None and time.monotonic() - since < 2 * self.timeout_s
 
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self._loop_engine is not None:
+            self._loop_engine.dispose()
+
     @contextmanager
-    def _transaction(self, read_only: bool, nowait: bool = False) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            if read_only or nowait:
-                conn = conn.execution_options(**{_READ_ONLY: read_only, _NOWAIT: nowait})
+    def _transaction(self, read_only: bool, on_loop: bool = False) -> Iterator[Connection]:
+        engine = self._loop_engine if on_loop and self._loop_engine is not None else self.engine
+        with engine.connect() as conn:
+            if read_only or on_loop:
+                conn = conn.execution_options(**{_READ_ONLY: read_only, _NOWAIT: on_loop})
             with conn.begin():  # commits on success, rolls back on any exception
                 yield conn
 
-    def write(self, operation: Callable[[Tx], T], retries: int = 2, nowait: bool = False) -> T:
+    def write(self, operation: Callable[[Tx], T], retries: int = 2, on_loop: bool = False) -> T:
         """Run ``operation`` in one write transaction; retried when a concurrent insert won.
 
-        ``nowait`` (SQLite): raise `WouldBlock` instead of waiting for another process's lock.
+        ``on_loop`` (inline databases, called on the event loop): never wait; raise `WouldBlock`
+        when SQLite's write lock is held by another process.
         """
         for attempt in range(retries + 1):
             try:
-                result = self._write_once(operation, nowait)
+                result = self._write_once(operation, on_loop)
             except IntegrityError:
                 if attempt == retries:
                     raise
                 logger.debug("integrity conflict, retrying the transaction")
                 continue
             except OperationalError as e:
-                if nowait and _is_busy(e):
+                if on_loop and _is_busy(e):
                     raise WouldBlock from None  # rolled back: nothing happened yet
                 raise
             self._stalled_at = None
             return result
         raise AssertionError("unreachable")
 
-    def _write_once(self, operation: Callable[[Tx], T], nowait: bool) -> T:
+    def _write_once(self, operation: Callable[[Tx], T], on_loop: bool) -> T:
         kept: DomainError | None = None
-        with self._transaction(read_only=False, nowait=nowait) as conn:
+        with self._transaction(read_only=False, on_loop=on_loop) as conn:
             try:
                 return operation(Tx(conn, self.queries))
             except DomainError as e:

@@ -41,8 +41,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
         self.max_header_bytes = max_header_bytes
         self.header_timeout_s = header_timeout_s
         self._reading_head = True  # bytes now received belong to a request's line or headers
-        self._head_bytes = 0
+        self._head_bytes = 0  # received while reading the head: stops one that never ends
+        self._head_size = 0  # parsed target and headers: measures one that came in one piece
         self._head_timer: asyncio.TimerHandle | None = None
+        self._refusal: tuple[int, str] | None = None
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -61,10 +63,29 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
         if self._reading_head and self._head_bytes > self.max_header_bytes:
             self._refuse(431, f"request head over {self.max_header_bytes} bytes")
 
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4  # ": " and CRLF
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        size, self._head_size = self._head_size, 0
         self._reading_head, self._head_bytes = False, 0
         self._cancel_head_timer()
+        if size > self.max_header_bytes:  # stop the parser; see send_400_response
+            self._refusal = (431, f"request head over {self.max_header_bytes} bytes")
+            raise ValueError(self._refusal[1])
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a parser error: ours when the error was our refusal."""
+        if self._refusal is not None:
+            self._refuse(*self._refusal)
+        else:
+            super().send_400_response(msg)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

@@ -80,7 +80,7 @@ async def _write(request: Request, operation: Callable[[Tx], T]) -> T:
     db = _db(request)
     if db.inline:
         try:
-            return db.write(operation, nowait=True)
+            return db.write(operation, on_loop=True)
         except WouldBlock:
             pass  # another process holds SQLite's write lock: wait for it off the loop
     return await run_in_threadpool(db.write, operation)
