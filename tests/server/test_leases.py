@@ -78,17 +78,23 @@ def test_lease_policy_limits() -> None:
     assert default.length_s(3 * HOUR) == 6 * HOUR  # the ceiling
 
 
-def test_a_late_report_after_a_server_restart_is_still_a_heartbeat(
+def test_a_report_past_the_lease_revives_a_trial_nobody_failed_yet(
     client: TestClient, clock: FakeClock
 ) -> None:
-    """A long silence the trial survived (the server was down) lengthens the job's leases."""
+    """The server was down (or its database stalled) for longer than the lease: the trial's first
+    report afterwards proves it alive, and the long silence lengthens the job's leases."""
     job_id = register(client)["job_id"]
     trial = predict(client, job_id)
     clock.advance(10.0)
-    report(client, trial, current_epoch=1)
-    clock.advance(25.0)  # under the 60 s floor: still alive
-    report(client, trial, current_epoch=2)
-    assert _trial(client, job_id, 1)["lease_expires_at"] == clock.now + 75.0
+    report(client, trial, current_epoch=1)  # lease: the 60 s floor
+    clock.advance(120.0)  # an outage: no request reached the job
+    assert report(client, trial, current_epoch=2)["stop_train"] is False
+    revived = _trial(client, job_id, 1)
+    assert revived["status"] == "running" and revived["lease_expires_at"] == clock.now + 360.0
+    clock.advance(361.0)  # now it is gone: the next batch size request fails it
+    predict(client, job_id)
+    assert _trial(client, job_id, 1)["status"] == "failed"
+    assert report(client, trial, current_epoch=3)["stop_train"] is True  # too late
 
 
 @pytest.mark.parametrize("field", ["lease_floor_seconds", "lease_ceiling_seconds"])

@@ -133,9 +133,12 @@ class Queries:
                 longest_epoch_s=_bind("longest_epoch_s"),
                 updated_at=_bind("now"),
             ),
-            "longest_epoch": update(JOBS)
+            "job_leases": update(JOBS)
             .where(job)
-            .values(longest_epoch_s=_bind("longest_epoch_s")),
+            .values(
+                longest_epoch_s=_bind("longest_epoch_s"),
+                next_lease_expiry=_bind("next_lease_expiry"),
+            ),
             "overdue": select(
                 trials.trial_number, trials.batch_size, trials.exploration, trials.cost
             ).where(*running, trials.lease_expires_at < _bind("now")),
@@ -197,7 +200,7 @@ class Queries:
         self.spec = compiled["spec"]
         self.lock_job = compiled["lock_job"]
         self.save_job = compiled["save_job"]
-        self.longest_epoch = compiled["longest_epoch"]
+        self.job_leases = compiled["job_leases"]
         self.overdue = compiled["overdue"]
         self.next_expiry = compiled["next_expiry"]
         self.insert_trial = compiled["insert_trial"]

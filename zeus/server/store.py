@@ -3,9 +3,9 @@
 Decisions come from the shared policy core (`zeus.policy.pruning_gts`); this module only stores its
 state per job and calls it. Every operation on a job first locks the job row (PostgreSQL/MySQL; SQLite
 holds the database write lock already), so decisions of one job are serialised across processes.
-Leases (`leases.py`): a running trial whose lease ran out counts as failed; each report renews it.
-Predict sweeps the job's expired trials (skipped while ``next_lease_expiry``, a lower bound of the
-running leases, lies ahead); report and end check their own trial. Reports with a zero or impossible
+Leases (`leases.py`): each report renews a trial's lease; predict fails the job's running trials
+whose lease ran out (skipped while ``next_lease_expiry``, a lower bound of the running leases, lies
+ahead), and only predict: a report that comes first proves its trial alive. Reports with a zero or impossible
 time or energy are refused (`check_plausible`): one such report would set the job's minimum cost to
 nothing and stop every later trial at its first epoch. Hot statements are precompiled (`queries.py`).
 """
@@ -259,8 +259,13 @@ class TrialState(NamedTuple):
     message: str | None
 
 
-def _trial(tx: Tx, job: LockedJob, trial: TrialId, clock: Clock) -> TrialState:
-    """The trial's row; a running trial whose lease ran out is failed first."""
+def _trial(tx: Tx, job: LockedJob, trial: TrialId) -> TrialState:
+    """The trial's row.
+
+    A running trial whose lease ran out but that no batch size request has failed yet stays
+    running: its report proves it alive (the server was down, or the database stalled), and the
+    lease exists only to free its job from trials that are gone.
+    """
     found = tx.q.trial.first(tx.conn, job_id=job.job_id, trial_number=trial.trial_number)
     row = None if found is None else TrialState._make(found)
     if row is None or row.batch_size != trial.batch_size:
@@ -268,24 +273,18 @@ def _trial(tx: Tx, job: LockedJob, trial: TrialId, clock: Clock) -> TrialState:
             f"job {job.job_id!r} has no trial {trial.trial_number} with batch size "
             f"{trial.batch_size}"
         )
-    if row.status == RUNNING and (row.lease_expires_at or 0.0) < clock.now:
-        why = "lease expired: no report in time"
-        _abandon(tx, job, trial.trial_number, row, why, clock)
-        _save_job(tx, job, clock)
-        return row._replace(status=FAILED, converged=False, message=why)
     return row
 
 
 def report(tx: Tx, result: TrainingResult, clock: Clock) -> ReportResponse:
     """Account one epoch's cumulative result; decide whether training goes on."""
     job = _lock_job(tx, result.job_id, UnknownJob)
-    trial = _trial(tx, job, result, clock)
+    trial = _trial(tx, job, result)
     if trial.status != RUNNING:  # already ended: the stored outcome, again
         converged = bool(trial.converged)
         return ReportResponse(stop_train=True, converged=converged, message=trial.message or "")
     spec = job.spec
     check_plausible(spec, result)
-    _heartbeat(tx, job, clock.now - trial.updated_at, clock)
     cost = CostModel(spec.eta_knob, spec.max_power).cost(result.energy, result.time)
     if spec.higher_is_better_metric:
         reached = result.metric >= spec.target_metric
@@ -305,9 +304,10 @@ def report(tx: Tx, result: TrainingResult, clock: Clock) -> ReportResponse:
         "now": clock.now,
     }
     if within_budget and result.current_epoch < spec.max_epochs and not reached:
-        lease_end = clock.now + clock.leases.length_s(job.longest_epoch_s)
+        lease_end = _renew(tx, job, clock.now - trial.updated_at, clock)
         tx.q.progress.execute(tx.conn, lease_expires_at=lease_end, **measured)
         return ReportResponse(stop_train=False, converged=False, message="keep training")
+    _note_gap(job, clock.now - trial.updated_at, clock)  # saved with the job below
     converged = reached and within_budget
     message = _outcome_message(reached, within_budget, cost, bound, result.current_epoch)
     status = SUCCEEDED if converged else FAILED
@@ -344,12 +344,30 @@ def check_plausible(spec: JobSpecFromClient, result: TrainingResult) -> None:
         )
 
 
-def _heartbeat(tx: Tx, job: LockedJob, gap_s: float, clock: Clock) -> None:
-    """A report arrived ``gap_s`` after the trial's previous sign of life: keep the job's longest."""
+def _renew(tx: Tx, job: LockedJob, gap_s: float, clock: Clock) -> float:
+    """Heartbeat of a trial that trains on: returns when its renewed lease ends."""
+    grown = _note_gap(job, gap_s, clock)
+    lease_end = clock.now + clock.leases.length_s(job.longest_epoch_s)
+    # The first epochs shorten a lease granted before the job had shown any: keep the job's
+    # lower bound of its leases' ends true, or predict would skip a sweep that is due.
+    lowered = job.next_lease_expiry is None or lease_end < job.next_lease_expiry
+    if lowered:
+        job.next_lease_expiry = lease_end
+    if grown or lowered:
+        tx.q.job_leases.execute(
+            tx.conn,
+            job_id=job.job_id,
+            longest_epoch_s=job.longest_epoch_s,
+            next_lease_expiry=job.next_lease_expiry,
+        )
+    return lease_end
+
+
+def _note_gap(job: LockedJob, gap_s: float, clock: Clock) -> bool:
+    """A report came ``gap_s`` after its trial's previous sign of life: keep the job's longest."""
     if job.longest_epoch_s is not None and gap_s <= job.longest_epoch_s:
-        return
+        return False
     job.longest_epoch_s = max(gap_s, 0.0)
-    tx.q.longest_epoch.execute(tx.conn, job_id=job.job_id, longest_epoch_s=job.longest_epoch_s)
     if clock.leases.tight(job.longest_epoch_s):
         logger.warning(
             "job %s: an epoch took %.0f s; the lease ceiling (%.0f s) leaves less than %g epochs "
@@ -359,6 +377,7 @@ def _heartbeat(tx: Tx, job: LockedJob, gap_s: float, clock: Clock) -> None:
             clock.leases.length_s(job.longest_epoch_s),
             clock.leases.epoch_multiple,
         )
+    return True
 
 
 def _outcome_message(
@@ -377,7 +396,7 @@ def _outcome_message(
 def end_trial(tx: Tx, trial_id: TrialId, clock: Clock) -> None:
     """End a still-running trial as failed; ending an ended trial changes nothing."""
     job = _lock_job(tx, trial_id.job_id, JobNotFound)
-    trial = _trial(tx, job, trial_id, clock)
+    trial = _trial(tx, job, trial_id)
     if trial.status == RUNNING:
         _abandon(
             tx, job, trial_id.trial_number, trial, "ended by the client before finishing", clock
