@@ -122,7 +122,8 @@ async def predict(job_id: JobIdQuery, request: Request) -> Any:
 
 @router.post("/report", response_model=ReportResponse, responses=ERRORS)
 async def report(result: TrainingResult, request: Request) -> Any:
-    """Report a trial's cumulative time, energy and metric after an epoch."""
+    """Report a trial's cumulative time, energy and metric after an epoch (422 when the time or
+    energy is zero or impossible)."""
     clock = _clock(request)
     return _json(await _write(request, lambda tx: store.report(tx, result, clock)))
 

@@ -44,9 +44,9 @@ class ServerSettings(BaseModel):
         "an epoch takes.",
     )
     lease_epoch_multiple: float = Field(
-        default=3.0, ge=1.0, description="Lease = this many times the job's longest epoch ..."
+        default=3.0, ge=1.0, description="A lease lasts this many of the job's longest epoch, ..."
     )
-    lease_floor_seconds: float = Field(default=60.0, gt=0, description="... but at least this ...")
+    lease_floor_seconds: float = Field(default=60.0, gt=0, description="... at least this, ...")
     lease_ceiling_seconds: float = Field(
         default=6 * 3600.0, gt=0, description="... and at most this (and `lease_seconds`)."
     )

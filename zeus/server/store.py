@@ -5,9 +5,10 @@ state per job and calls it. Every operation on a job first locks the job row (Po
 holds the database write lock already), so decisions of one job are serialised across processes.
 Leases (`leases.py`): each report renews a trial's lease; predict fails the job's running trials
 whose lease ran out (skipped while ``next_lease_expiry``, a lower bound of the running leases, lies
-ahead), and only predict: a report that comes first proves its trial alive. Reports with a zero or impossible
-time or energy are refused (`check_plausible`): one such report would set the job's minimum cost to
-nothing and stop every later trial at its first epoch. Hot statements are precompiled (`queries.py`).
+ahead), and only predict: a report that comes first proves its trial alive. Reports with a zero or
+impossible time or energy are refused (`check_plausible`): one such report would set the job's
+minimum cost to nothing and stop every later trial at its first epoch. Hot statements are
+precompiled (`queries.py`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ class Clock:
 def parse_spec(spec_json: str) -> JobSpecFromClient:
     """A job's stored spec; cached because it never changes while the job exists."""
     return JobSpecFromClient.model_validate_json(spec_json)
+
+
+@lru_cache(maxsize=4096)
+def cost_model(eta_knob: float, max_power_w: float) -> CostModel:
+    """A job's cost (validated once per job, not on every report)."""
+    return CostModel(eta_knob, max_power_w)
 
 
 @dataclass
@@ -285,7 +292,7 @@ def report(tx: Tx, result: TrainingResult, clock: Clock) -> ReportResponse:
         return ReportResponse(stop_train=True, converged=converged, message=trial.message or "")
     spec = job.spec
     check_plausible(spec, result)
-    cost = CostModel(spec.eta_knob, spec.max_power).cost(result.energy, result.time)
+    cost = cost_model(spec.eta_knob, spec.max_power).cost(result.energy, result.time)
     if spec.higher_is_better_metric:
         reached = result.metric >= spec.target_metric
     else:
