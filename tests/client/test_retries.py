@@ -110,6 +110,7 @@ def test_transient_failures_are_retried(flaky: FlakyProxy) -> None:
     assert bso.get_batch_size() == 32
     assert flaky.seen["POST /jobs"] == 3 and flaky.seen["GET /jobs/batch_size"] == 3
     bso.on_train_begin()
+    bso.monitor.step(bso.current_batch_size)  # an epoch's work on the replay GPU
     bso.on_evaluate(0.99)
     assert bso.converged and flaky.seen["POST /report"] == 3
     bso.close()
@@ -153,6 +154,7 @@ def test_one_connection_is_reused(flaky: FlakyProxy) -> None:
         bso = _client(flaky.url)
         bso.get_batch_size()
         bso.on_train_begin()
+        bso.monitor.step(bso.current_batch_size)
         bso.on_evaluate(0.5)
     finally:
         _Handler.setup = original  # type: ignore[method-assign]
