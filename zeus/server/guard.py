@@ -115,18 +115,13 @@ class Guard:
         host = headers.get(b"host")
         if host is not None and self.hosts is not None:
             name = host_name(host.decode("latin-1"))
-            if name not in self.hosts:
+            if name not in self.hosts:  # the served names are in the server's start-up output
                 shown = name[:100].encode("ascii", "backslashreplace").decode()
-                return (
-                    400,
-                    f"Host {shown!r} is not served here; allowed: {', '.join(sorted(self.hosts))} "
-                    "(server setting allowed_hosts, env ZEUS_BSO_ALLOWED_HOSTS)",
-                    {},
-                )
+                why = "server setting allowed_hosts, env ZEUS_BSO_ALLOWED_HOSTS"
+                return 400, f"Host {shown!r} is not served here ({why})", {}
         origin = headers.get(b"origin")
-        if (origin is not None and not _same_origin(origin, host or b"")) or headers.get(
-            b"sec-fetch-site"
-        ) in _FOREIGN_SITES:
+        cross_origin = origin is not None and not _same_origin(origin, host or b"")
+        if cross_origin or headers.get(b"sec-fetch-site") in _FOREIGN_SITES:
             return 403, "cross-origin requests are refused", {}
         return None
 

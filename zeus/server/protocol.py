@@ -15,11 +15,12 @@ import asyncio
 import functools
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from zeus.server.settings import ServerSettings
+if TYPE_CHECKING:  # workers unpickle this module before they answer health checks: stay light
+    from zeus.server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
