@@ -151,10 +151,13 @@ class Database:
         self.engine = engine
         self.queries = Queries(engine.dialect)
         # Run writes on the event loop (see routes.py); default: SQLite only. They run one at a
-        # time there, so one connection of their own serves them: never a wait for the pool.
+        # time there, so one connection of their own serves them: never a wait for the pool
+        # (the overflow of 1 only keeps SQLAlchemy's checkout on its non-blocking path).
         self.inline = is_sqlite(engine) if inline is None else inline
         self._loop_engine = (
-            create_db_engine(engine.url, timeout_s, pool_size=1, max_overflow=0)
+            create_db_engine(engine.url, timeout_s, pool_size=1, max_overflow=1).execution_options(
+                **{_NOWAIT: True}
+            )
             if self.inline
             else None
         )
@@ -180,8 +183,8 @@ class Database:
     def _transaction(self, read_only: bool, on_loop: bool = False) -> Iterator[Connection]:
         engine = self._loop_engine if on_loop and self._loop_engine is not None else self.engine
         with engine.connect() as conn:
-            if read_only or on_loop:
-                conn = conn.execution_options(**{_READ_ONLY: read_only, _NOWAIT: on_loop})
+            if read_only:
+                conn = conn.execution_options(**{_READ_ONLY: True})
             with conn.begin():  # commits on success, rolls back on any exception
                 yield conn
 

@@ -10,6 +10,7 @@ address a pod by IP work. Request metrics are taken here too, and the last-resor
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -72,6 +73,8 @@ class Guard:
         self.token = settings.token.encode() if settings.token else None
         self.hosts = settings.served_hosts()
         self.metrics = metrics
+        # The same few Host values come again and again: decide each once.
+        self._host_refusal = functools.lru_cache(maxsize=256)(self._check_host)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,14 +114,20 @@ class Guard:
             or self._too_large(headers.get(b"content-length"))
         )
 
+    def _check_host(self, host: bytes) -> Refusal | None:
+        if self.hosts is None:
+            return None
+        name = host_name(host.decode("latin-1"))
+        if name in self.hosts:
+            return None
+        shown = name[:100].encode("ascii", "backslashreplace").decode()
+        why = "server setting allowed_hosts, env ZEUS_BSO_ALLOWED_HOSTS"  # names: start-up output
+        return 400, f"Host {shown!r} is not served here ({why})", {}
+
     def _foreign(self, headers: dict[bytes, bytes]) -> Refusal | None:
         host = headers.get(b"host")
-        if host is not None and self.hosts is not None:
-            name = host_name(host.decode("latin-1"))
-            if name not in self.hosts:  # the served names are in the server's start-up output
-                shown = name[:100].encode("ascii", "backslashreplace").decode()
-                why = "server setting allowed_hosts, env ZEUS_BSO_ALLOWED_HOSTS"
-                return 400, f"Host {shown!r} is not served here ({why})", {}
+        if host is not None and (refusal := self._host_refusal(host)) is not None:
+            return refusal
         origin = headers.get(b"origin")
         cross_origin = origin is not None and not _same_origin(origin, host or b"")
         if cross_origin or headers.get(b"sec-fetch-site") in _FOREIGN_SITES:
