@@ -24,11 +24,13 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the run")
     start = time.perf_counter()
     subprocess.run(
-        [str(ZEUS), "simulate", "sweep", "--seeds", "10"], check=True, capture_output=True
+        [str(ZEUS), "simulate", "sweep", "--seeds", "10", "--policy", "pruning-gts"],
+        check=True,
+        capture_output=True,
     )
     wall = time.perf_counter() - start
     print(f"zeus simulate sweep (24 cells x 10 seeds): {wall:.2f} s wall (target < 5 s)")
-    todo = tasks(WORKLOADS, GPUS, range(1, 11))
+    todo = tasks(WORKLOADS, GPUS, range(1, 11), "pruning-gts")
     cpu0 = time.process_time()
     results = run_sweep(todo, processes=1)
     cpu = time.process_time() - cpu0

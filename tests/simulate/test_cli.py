@@ -43,7 +43,7 @@ def test_single_writes_json_and_plots(tmp_path: Path) -> None:
         (["--beta-knob", "0"], "beta_knob must be > 0"),
         (["--num-recurrence", "0"], "num_recurrence must be >= 1"),
         (["--b0", "100"], "b0 .* 100 .* valid: 8, 16, 32"),
-        (["--policy", "random"], "unknown policy 'random'; valid: pruning-gts"),
+        (["--policy", "random"], "unknown policy 'random'; valid: local-search-ts, pruning-gts"),
         (["--out", "x.txt"], "--out must end in .csv or .json"),
     ],
 )
