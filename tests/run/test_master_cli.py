@@ -46,7 +46,10 @@ def write_job(tmp_path: Path, **overrides: Any) -> Path:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"policy": "bandit"}, "field 'policy'.*local-search-ts, pruning-gts, default, grid-search"),
+        (
+            {"policy": "bandit"},
+            "field 'policy'.*local-search-ts, pruning-gts, default, grid-search",
+        ),
         ({"eta_knob": 2}, "field 'eta_knob'.*less than or equal to 1"),
         ({"max_epochs": 0}, "field 'max_epochs'.*greater than 0"),
         ({"batch_sizes": []}, "field 'batch_sizes'"),
