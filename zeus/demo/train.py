@@ -66,13 +66,6 @@ def augment(x: Any, y: Any, copies: int, seed: int) -> tuple[Any, Any]:
     return torch.cat(xs), torch.cat(ys)
 
 
-def warm_up(model: Any, batch: Any) -> None:
-    """A few untimed passes so that power-limit profiling measures steady-state steps."""
-    for _ in range(3):
-        model(batch).sum().backward()
-    model.zero_grad(set_to_none=True)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="zeus demo training job (digits CNN)")
     parser.add_argument("--batch-size", type=int, help="required unless --server decides it")
@@ -133,11 +126,12 @@ def write_early_stop_result(train_loader: Any, monitor: Any, eta_knob: float) ->
     import json
     import os
 
-    from zeus.cost import zeus_cost
+    from zeus.cost import CostModel
 
     history = train_loader.history
     energy_j, time_s = sum(r.energy_j for r in history), sum(r.time_s for r in history)
     max_power_w = float(sum(gpu.max_power_limit_w for gpu in monitor.gpus))
+    cost_model = CostModel(eta_knob, max_power_w)
     engine = train_loader.power_limit_optimizer
     result = {
         "job_id": os.environ.get("ZEUS_JOB_ID", "zeus"),
@@ -148,7 +142,7 @@ def write_early_stop_result(train_loader: Any, monitor: Any, eta_knob: float) ->
         "time_s": time_s,
         "reached": False,
         "final_metric": history[-1].metric if history else None,
-        "cost": zeus_cost(energy_j, time_s, eta_knob, max_power_w),
+        "cost": cost_model.cost(energy_j, time_s),
         "eta_knob": eta_knob,
         "max_power_w": max_power_w,
         "stop_reason": "bso_server",
@@ -197,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
         nn.Flatten(),
         nn.Linear(32 * 64, 10),
     ).to(device)
-    warm_up(model, x_train[: args.batch_size])
     params = list(model.parameters())
     adam_state: dict[str, Any] = {}
 
