@@ -55,11 +55,30 @@ def write_job(tmp_path: Path, **overrides: Any) -> Path:
         ({"batch_sizes": []}, "field 'batch_sizes'"),
         ({"colour": "red"}, "field 'colour'.*Extra inputs"),
         ({"profile_params": "10"}, "profile_params must be 'warmup,measure'"),
+        ({"policy": "json:JSONDecoder"}, "field 'policy'.*not a zeus.policy.BatchSizeOptimizer"),
+        ({"policy": "zeus.policy.base:BatchSizeOptimizer"}, "field 'policy'.*does not implement"),
+        ({"policy": "no_such_module:X"}, "field 'policy'.*cannot be imported"),
     ],
 )
 def test_bad_field_is_named(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ZeusConfigError, match=message):
         parse_job_file(job_data(**overrides))
+
+
+def test_policy_names_aliases_and_seed() -> None:
+    from zeus.policy import LocalSearchTSBatchSizeOptimizer, PruningGTSBatchSizeOptimizer
+
+    data = job_data(seed=4)
+    del data["policy"]
+    default = parse_job_file(data).make_policy()  # the default policy, seeded from the job file
+    assert isinstance(default, LocalSearchTSBatchSizeOptimizer) and default.seed == 4
+    for spelling in ("pruning_gts", "pruning-gts", "zeus.policy:PruningGTSBatchSizeOptimizer"):
+        spec = parse_job_file(job_data(policy=spelling, policy_args={"window_size": 3}))
+        paper = spec.make_policy()
+        assert isinstance(paper, PruningGTSBatchSizeOptimizer)
+        assert (paper.seed, paper.params["window_size"]) == (0, 3)
+    with pytest.raises(ZeusConfigError, match=r"field 'policy': arguments for policy .*colour"):
+        parse_job_file(job_data(policy="local-search-ts", policy_args={"colour": 1})).make_policy()
 
 
 def test_missing_field_is_named(tmp_path: Path) -> None:
