@@ -139,7 +139,7 @@ class LocalSearchTSBatchSizeOptimizer(PerJobCoreOptimizer):
         seed: int | None = None,
         window_size: int = 0,
         concurrency: bool = False,
-        explore_tolerance: float = 0.1,
+        explore_tolerance: float = 0.15,
         prior_cv: float = 0.1,
     ) -> None:
         params: dict[str, Any] = {

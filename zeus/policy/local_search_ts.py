@@ -53,7 +53,7 @@ class LocalSearchTSState:
 
     batch_sizes: list[int]
     default_bs: int
-    explore_tolerance: float = 0.1
+    explore_tolerance: float = 0.15
     window_size: int = 0
     prior_cv: float = 0.1
     costs: dict[int, list[float]] = field(default_factory=dict)  # every try, per batch size
@@ -122,7 +122,7 @@ def new_state(
     default_bs: int,
     *,
     seed: int | None = None,
-    explore_tolerance: float = 0.1,
+    explore_tolerance: float = 0.15,
     window_size: int = 0,
     prior_cv: float = 0.1,
 ) -> LocalSearchTSState:
