@@ -7,16 +7,17 @@ try as the user pays for it:
 - **Value of a batch size**: its *cost per reached target*, the sum of the costs of all its tries
   (failed ones included) divided by the number that reached the target. A batch size that rarely
   converges is as dear as it really is, and one that never did has no value at all.
-- **Local search**: the default batch size first; then the untried neighbours (next smaller, then
-  next larger candidate) of every *competitive* batch size, one whose value is within
-  ``explore_tolerance`` of the best one's, the best first. Training cost is close to unimodal in the
-  batch size, so exploration walks downhill from the default and stops one step past the valley;
-  batch sizes far from it are never paid for.
-- **Thompson sampling** among the batch sizes that reached the target once nothing is left to
-  explore: each value's posterior is Gaussian around the observed cost per reached target, with a
-  relative spread (coefficient of variation) pooled over every batch size of the job (runs of one
-  job differ by a similar fraction whatever the batch size, and one pooled estimate is sound long
-  before any single batch size has enough runs for its own).
+- **Local search guided by Thompson sampling**: the default batch size first. Then, before each
+  decision, every tried batch size's value is drawn from its posterior; if a batch size drawn within
+  ``explore_tolerance`` of the best draw has an untried neighbour (the next smaller candidate first,
+  then the next larger), that neighbour is tried; otherwise the best draw runs. Training cost is
+  close to unimodal in the batch size, so exploration walks downhill from the default and stops one
+  step past the valley; batch sizes far from it are never paid for, and one that only looked bad
+  after an unlucky run is drawn again now and then.
+- **Posteriors**: Gaussian around the batch size's value, with a relative spread (coefficient of
+  variation) shrunk toward the job's pooled spread, itself shrunk toward ``prior_cv``: runs of one
+  job differ by a similar fraction whatever the batch size, and the pooled figure is sound long
+  before any single batch size has runs enough for its own.
 - **Drift**: with ``window_size = k`` only the last ``k`` tries of each batch size count. When the
   costs move, the best batch size changes, and the untried neighbours of the new best are explored.
 
@@ -40,7 +41,8 @@ from zeus.errors import ZeusConfigError, check_range
 from zeus.policy._core import NoFeasibleBatchSize, check_batch_sizes, decode_rng, encode_rng
 
 PRIOR_DOF = 2.0
-"""Weight of ``prior_cv`` in the pooled spread, in degrees of freedom (runs beyond the first)."""
+"""Weight, in degrees of freedom (runs beyond the first), of ``prior_cv`` in the job's pooled spread
+and of the job's spread in each batch size's."""
 
 # Running sums of one batch size's tries: (tries, Σ cost, reached, Σ reached cost, Σ reached cost²).
 _Sums = tuple[int, float, int, float, float]
@@ -146,34 +148,36 @@ def new_state(
 
 def best_batch_size(state: LocalSearchTSState) -> int:
     """The batch size with the lowest cost per reached target, else the default."""
-    values = _values(state)
-    return min(values, key=lambda b: (values[b][0], b)) if values else state.default_bs
+    stats = _arm_stats(state)
+    return min(stats, key=lambda b: (stats[b][0], b)) if stats else state.default_bs
 
 
 def next_batch_size(state: LocalSearchTSState) -> tuple[int, bool]:
     """The batch size of the next trial and whether it explores an untried batch size."""
     if state.exploration_in_flight is not None:
         return best_batch_size(state), False
-    values = _values(state)
-    if values:
-        samples = _thompson_samples(state, values)
-        chosen = min(samples, key=lambda b: (samples[b], b))
+    stats = _arm_stats(state)
+    if stats:
+        samples = _thompson_samples(state, stats)
         untried = _untried_neighbour(state, samples)
-    else:  # nothing reached the target yet: the untried candidate nearest the default
-        d = state.batch_sizes.index(state.default_bs)
-        order = sorted(range(len(state.batch_sizes)), key=lambda i: (abs(i - d), i))
-        untried = next(
-            (state.batch_sizes[i] for i in order if state.batch_sizes[i] not in state.costs), None
-        )
         if untried is None:
-            raise NoFeasibleBatchSize(
-                f"every batch size failed to reach the target (candidates {state.batch_sizes}, "
-                f"default {state.default_bs})"
-            )
-    if untried is None:
-        return chosen, False
+            return min(samples, key=lambda b: (samples[b], b)), False
+    else:
+        untried = _nearest_untried(state)
     state.exploration_in_flight = untried
     return untried, True
+
+
+def _nearest_untried(state: LocalSearchTSState) -> int:
+    """Before anything reached the target: the untried candidate nearest the default."""
+    sizes, d = state.batch_sizes, state.batch_sizes.index(state.default_bs)
+    for i in sorted(range(len(sizes)), key=lambda i: (abs(i - d), i)):
+        if sizes[i] not in state.costs:
+            return sizes[i]
+    raise NoFeasibleBatchSize(
+        f"every batch size failed to reach the target (candidates {sizes}, "
+        f"default {state.default_bs})"
+    )
 
 
 def _untried_neighbour(state: LocalSearchTSState, samples: dict[int, float]) -> int | None:
@@ -211,26 +215,37 @@ def observe(
 
 
 def _thompson_samples(
-    state: LocalSearchTSState, values: dict[int, tuple[float, int]]
+    state: LocalSearchTSState, stats: dict[int, tuple[float, int, float]]
 ) -> dict[int, float]:
     """One draw of each batch size's cost per reached target from its posterior.
 
     Each draw is ``value · (1 + cv · z / √reached)``: ``cv`` is the batch size's own spread shrunk
     toward the job's pooled one, which is itself shrunk toward ``prior_cv``.
     """
-    arms = sorted(values)
-    sums = {b: _window_sums(state, b) for b in arms}
+    arms = sorted(stats)
     job_ss, job_dof = state.prior_cv**2 * PRIOR_DOF, PRIOR_DOF
-    for _, _, n, s1, s2 in sums.values():
-        job_ss, job_dof = job_ss + _relative_ss(n, s1, s2), job_dof + max(n - 1, 0)
+    for b in arms:
+        _, n, ss = stats[b]
+        job_ss, job_dof = job_ss + ss, job_dof + n - 1
     job_cv2 = job_ss / job_dof
     noise = state.rng.standard_normal(len(arms)).tolist()
     samples = {}
     for b, z in zip(arms, noise, strict=True):
-        _, _, n, s1, s2 = sums[b]
-        cv2 = (PRIOR_DOF * job_cv2 + _relative_ss(n, s1, s2)) / (PRIOR_DOF + n - 1)
-        samples[b] = values[b][0] * (1.0 + math.sqrt(cv2 / n) * z)
+        value, n, ss = stats[b]
+        cv2 = (PRIOR_DOF * job_cv2 + ss) / (PRIOR_DOF + n - 1)
+        samples[b] = value * (1.0 + math.sqrt(cv2 / n) * z)
     return samples
+
+
+def _arm_stats(state: LocalSearchTSState) -> dict[int, tuple[float, int, float]]:
+    """Per batch size that reached the target in its window: its value (cost per reached target),
+    how many tries reached it, and ``Σ (x / mean − 1)²`` over the costs of those tries."""
+    out = {}
+    for b in state.costs:
+        _, total, n, s1, s2 = _window_sums(state, b)
+        if n:
+            out[b] = (total / n, n, _relative_ss(n, s1, s2))
+    return out
 
 
 def _relative_ss(n: int, s1: float, s2: float) -> float:
@@ -239,16 +254,6 @@ def _relative_ss(n: int, s1: float, s2: float) -> float:
         return 0.0
     ratio = s2 / s1 / s1  # in this order: s1 * s1 underflows for tiny costs
     return max(n * n * ratio - n, 0.0) if math.isfinite(ratio) else 0.0
-
-
-def _values(state: LocalSearchTSState) -> dict[int, tuple[float, int]]:
-    """Per batch size that reached the target in its window: (cost per reached target, reached)."""
-    out = {}
-    for b in state.costs:
-        _, total, reached, _, _ = _window_sums(state, b)
-        if reached:
-            out[b] = (total / reached, reached)
-    return out
 
 
 def _window_sums(state: LocalSearchTSState, b: int) -> _Sums:
