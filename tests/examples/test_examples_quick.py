@@ -50,7 +50,7 @@ def test_run_zeus_quick_drives_train_py(tmp_path: Path) -> None:
     series = json.loads((tmp_path / "run" / "series.json").read_text())
     reached = [r for r in series["runs"] if r["status"] == "reached"]
     assert len(reached) == 2
-    assert reached[0]["batch_size"] == 64  # pruning starts at the default batch size
+    assert reached[0]["batch_size"] == 64  # the policy starts at the default batch size
     assert all(r["energy_j"] > 0 and r["epochs"] >= 1 for r in reached)
     assert "replay GPU" in out and "history:" in out
 

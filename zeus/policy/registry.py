@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from zeus.errors import ZeusConfigError
@@ -24,30 +23,11 @@ from zeus.policy.batch_size import (
     PruningGTSBatchSizeOptimizer,
 )
 
-
-@dataclass(frozen=True)
-class PolicyEntry:
-    name: str
-    cls: type[BatchSizeOptimizer]
-    summary: str
-
-
-BATCH_SIZE_POLICIES: dict[str, PolicyEntry] = {
-    e.name: e
-    for e in (
-        PolicyEntry(
-            "local-search-ts",
-            LocalSearchTSBatchSizeOptimizer,
-            "local search over neighbouring batch sizes, then Thompson sampling (the default)",
-        ),
-        PolicyEntry(
-            "pruning-gts",
-            PruningGTSBatchSizeOptimizer,
-            "the paper's: two pruning rounds, then Gaussian Thompson sampling",
-        ),
-        PolicyEntry("default", DefaultBatchSizeOptimizer, "always the default batch size"),
-        PolicyEntry("grid-search", GridSearchBatchSizeOptimizer, "each once, then the best"),
-    )
+BATCH_SIZE_POLICIES: dict[str, type[BatchSizeOptimizer]] = {
+    "local-search-ts": LocalSearchTSBatchSizeOptimizer,  # the default, see docs/simulator.md
+    "pruning-gts": PruningGTSBatchSizeOptimizer,  # the paper's
+    "default": DefaultBatchSizeOptimizer,  # always b0
+    "grid-search": GridSearchBatchSizeOptimizer,  # each once, then the best
 }
 DEFAULT_POLICY = "local-search-ts"
 ALIASES = {name.replace("-", "_"): name for name in BATCH_SIZE_POLICIES if "-" in name}
@@ -75,7 +55,7 @@ def policy_class(policy: str) -> type[BatchSizeOptimizer]:
     `zeus.policy.BatchSizeOptimizer` interface)."""
     name = canonical_name(policy)
     if ":" not in name:
-        return BATCH_SIZE_POLICIES[name].cls
+        return BATCH_SIZE_POLICIES[name]
     module_name, _, attr = name.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), attr)
