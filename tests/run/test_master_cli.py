@@ -115,6 +115,30 @@ def test_cli_run_then_resume_for_more(tmp_path: Path) -> None:
     assert json.loads(result_file.read_text())["batch_size"] == cheapest.batch_size
 
 
+def test_a_refused_run_leaves_the_series_resumable(tmp_path: Path) -> None:
+    """A series started with the paper's policy, run again from a job file that names none (the
+    default policy changed): refused, and the run directory still resumes as it was."""
+    out = tmp_path / "run"
+    runner = CliRunner(env={"COLUMNS": "200"})
+    path = write_job(tmp_path, num_recurrence=1, policy="pruning_gts")
+    assert (
+        runner.invoke(app, ["master", "run", "--job", str(path), "--out", str(out)]).exit_code == 0
+    )
+    before = (out / "job.yaml").read_text()
+    data = job_data(num_recurrence=1)
+    del data["policy"]
+    path.write_text(yaml.safe_dump(data))
+    result = runner.invoke(app, ["master", "run", "--job", str(path), "--out", str(out)])
+    assert isinstance(result.exception, ZeusConfigError)
+    assert "different policy_name ('PruningGTSBatchSizeOptimizer')" in str(result.exception)
+    assert (out / "job.yaml").read_text() == before
+    result = runner.invoke(app, ["master", "resume", str(out), "--recurrences", "2"])
+    assert result.exit_code == 0, result.output
+    saved = load_series(out)
+    assert saved is not None and saved.completed_recurrences == 2
+    assert saved.policy_name == "PruningGTSBatchSizeOptimizer"
+
+
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     path = write_job(tmp_path, command="python x.py --bs {bs} --depth {depth}")
     result = CliRunner().invoke(
