@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from zeus.agent.app import create_app
 from zeus.agent.serve import make_server
 from zeus.agent.settings import AgentSettings
@@ -31,6 +33,7 @@ def settings_in(folder: Path, **overrides: Any) -> AgentSettings:
         "socket": str(folder / "agent.sock"),
         "state_dir": str(folder / "state"),
         "holder_poll_s": 0.05,
+        "log_level": "warning",
     }
     values.update(overrides)
     return AgentSettings(**values)
@@ -50,7 +53,6 @@ class InProcessAgent:
     def __enter__(self) -> InProcessAgent:
         self.app = create_app(self.settings, gpus=self.gpus)
         self.server, self.sockets = make_server(self.settings, self.app)
-        self.server.config.log_level = "warning"
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": self.sockets}, daemon=True
         )
@@ -72,12 +74,20 @@ class InProcessAgent:
 
 
 def request(
-    socket_path: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    socket_path: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
     """One request on a fresh connection (so that the caller is this process, with no lease)."""
     conn = http.client.HTTPConnection("agent", timeout=10)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(socket_path)
+    try:
+        sock.connect(socket_path)
+    except OSError:
+        sock.close()
+        raise
     conn.sock = sock
     payload = None if body is None else json.dumps(body)
     all_headers = {"content-type": "application/json", **(headers or {})}
@@ -99,6 +109,53 @@ def limit_w(socket_path: str, gpu: int | str) -> int:
 def audit(state_dir: Path) -> list[dict[str, Any]]:
     path = state_dir / "audit.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def python_for_others(folder: Path) -> str:
+    """A Python interpreter that an unprivileged user can run, with this environment's packages.
+
+    ``sys.executable`` when any user may run it; otherwise (it lives under a private home) a
+    virtual environment of the system's Python of the same version whose one ``.pth`` line adds
+    this environment's site-packages. Skips the test when there is neither.
+    """
+    probe = (
+        subprocess.run(
+            [sys.executable, "-c", "pass"],
+            user=65534,
+            group=65534,
+            capture_output=True,
+            check=False,
+        )
+        if _runnable_by_others(sys.executable)
+        else None
+    )
+    if probe is not None and probe.returncode == 0:
+        return sys.executable
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    system = Path(f"/usr/bin/python{version}")
+    if not system.exists():
+        pytest.skip(f"{sys.executable} is private and there is no {system} for other users")
+    shim = folder / "python-for-others"
+    subprocess.run([str(system), "-m", "venv", "--without-pip", str(shim)], check=True)
+    site_packages = next((shim / "lib").glob("python*/site-packages"))
+    ours = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
+    (site_packages / "zeus-test-env.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    return str(shim / "bin" / "python")
+
+
+def _runnable_by_others(path: str) -> bool:
+    """Every folder on the way to the real interpreter is searchable by others."""
+    real = Path(os.path.realpath(path))
+    return all(p.stat().st_mode & 0o001 for p in real.parents)
+
+
+def as_nobody(env: dict[str, str], home: Path) -> dict[str, Any]:
+    """``subprocess`` arguments that run a command as ``nobody`` (uid 65534) with ``home``."""
+    home.mkdir(exist_ok=True)
+    os.chown(home, 65534, 65534)
+    clean = {k: v for k, v in env.items() if not k.startswith("ZEUS_")}
+    clean.update(HOME=str(home), PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(REPO))
+    return {"user": 65534, "group": 65534, "extra_groups": [], "env": clean, "cwd": str(REPO)}
 
 
 class AgentProcess:

@@ -83,7 +83,9 @@ def test_refusals_are_one_line_with_a_code(
 def test_large_bodies_are_refused(short_dir: Path, tmp_path: Path) -> None:
     settings = settings_in(short_dir, max_body_bytes=100)
     with InProcessAgent(settings, replay_gpus(tmp_path)) as agent:
-        status, answer = request(agent.socket, "POST", "/leases", {"gpus": ["0"] * 60, "job_id": "j"})
+        status, answer = request(
+            agent.socket, "POST", "/leases", {"gpus": ["0"] * 60, "job_id": "j"}
+        )
         assert status == 413 and answer["error"] == "too_large"
 
 

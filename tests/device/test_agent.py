@@ -81,5 +81,5 @@ def test_a_container_sees_only_its_gpus_matched_by_uuid(
 def test_a_gpu_the_agent_does_not_serve_is_named(short_dir: Path) -> None:
     with InProcessAgent(settings_in(short_dir), nvml_gpus(pynvml=FakeNVML(_boards(1)))) as agent:
         stranger = FakeNVML([FakeBoard(uuid="GPU-elsewhere")])
-        with pytest.raises(GPUNotFoundError, match="GPU-elsewhere.*not served by the Zeus agent"):
+        with pytest.raises(GPUNotFoundError, match=r"GPU-elsewhere.*not served by the Zeus agent"):
             agent_gpus(agent.socket, pynvml=stranger)

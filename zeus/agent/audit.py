@@ -8,7 +8,8 @@ Keys: ``time`` (ISO 8601, UTC), ``event``, ``uid``, ``pid``, ``job_id``, ``gpu``
 * ``restore``: the agent put a limit back (``reason``: the lease was released, its holder exited or
   was killed, or the agent found it in its journal after a restart);
 * ``restore_failed``: the driver refused; the agent retries and says so;
-* ``refused``: a lease or a change that the agent refused (``reason`` says why).
+* ``refused``: a lease or a change that the agent refused because the caller may not (not on the
+  allow-list, not local) or another job holds the GPU (``reason`` says which).
 
 Lines are appended with ``O_APPEND`` and flushed to disk one by one: a crash loses no line written.
 """

@@ -210,7 +210,7 @@ class LeaseBook:
             if lease is None:
                 if watts == old_w:
                     return
-                raise self._refused(self._not_leased(gpu), peer, None, gpu.uuid)
+                raise self._not_leased(gpu)
             if watts != old_w:
                 gpu.set_power_limit_w(watts)
         if watts != old_w:
@@ -226,7 +226,7 @@ class LeaseBook:
                 "and are not marked"
             )
         if self._lease_for_change(peer, gpu, "step") is None:
-            raise self._refused(self._not_leased(gpu), peer, None, gpu.uuid)
+            raise self._not_leased(gpu)
         with device_errors(f"marking a step on {self.devices.describe(gpu)}"):
             gpu.step(batch_size, forward_only=forward_only)
 
@@ -271,6 +271,7 @@ class LeaseBook:
         )
 
     def _not_leased(self, gpu: GPU) -> NotLeased:
+        """Not audited: a process that may lease hears this once, then leases (lazy leases)."""
         return NotLeased(
             f"{self.devices.describe(gpu)} is not leased by this process: lease it first "
             "(POST /leases)"
