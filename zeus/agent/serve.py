@@ -50,7 +50,7 @@ class PeerHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
 
 
 def bind_unix(path: Path, mode: int, group: str | None) -> socket.socket:
-    """A listening-ready UNIX socket at ``path`` with ``mode`` and ``group``."""
+    """A listening UNIX socket at ``path`` with ``mode`` and ``group``."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     if path.exists() or path.is_symlink():
         if not stat.S_ISSOCK(path.lstat().st_mode):
@@ -64,6 +64,7 @@ def bind_unix(path: Path, mode: int, group: str | None) -> socket.socket:
         os.chmod(path, mode)
         if group is not None:
             os.chown(path, -1, group_id(group))
+        sock.listen(128)  # from now on clients wait in the backlog, not refused, while we start
     except OSError as e:
         sock.close()
         raise ZeusConfigError(f"agent setting socket: cannot serve on {path}: {e}") from e

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import typer
 
@@ -39,10 +40,11 @@ def agent(
     log_level: str = typer.Option(
         None, help="critical, error, warning, info or debug (env ZEUS_AGENT_LOG_LEVEL; info)."
     ),
+    check: bool = typer.Option(
+        False, "--check", help="Ask the agent on --socket whether it answers, then exit (probes)."
+    ),
 ) -> None:
     """Run the node agent: leases GPUs to local jobs, restores limits however a job ends."""
-    from zeus.agent.app import create_app
-    from zeus.agent.serve import serve
     from zeus.agent.settings import AgentSettings
     from zeus.cli.console import make_console
 
@@ -59,10 +61,16 @@ def agent(
         token=token,
         log_level=log_level,
     )
+    console = make_console(stderr=True)
+    if check:
+        _check(settings.socket, console)
+        return
+    from zeus.agent.app import create_app
+    from zeus.agent.serve import serve
+
     logging.getLogger().setLevel(settings.log_level.upper())
     app = create_app(settings)
     book = app.state.book
-    console = make_console(stderr=True)
     console.print(
         f"zeus agent: {len(book.devices.gpus)} GPU(s) from {settings.gpu!r}, "
         f"{len(book.leases)} lease(s) carried over; socket {settings.socket}, "
@@ -76,6 +84,22 @@ def agent(
             markup=False,
         )
     serve(settings, app)
+
+
+def _check(socket_path: str, console: Any) -> None:
+    """One line about the agent on ``socket_path``; `ZeusError` (exit 2) when it does not answer."""
+    from zeus.device.agent import AgentClient
+
+    client = AgentClient(socket_path, retry_s=0)
+    try:
+        health = client.call("GET", "/health")
+    finally:
+        client.close()
+    console.print(
+        f"agent at {socket_path}: {health['gpus']} GPU(s) from {health['backend']!r}, "
+        f"{health['leases']} lease(s)",
+        markup=False,
+    )
 
 
 def register(app: typer.Typer) -> None:
