@@ -21,11 +21,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from zeus.device.base import CPU, GPU
 from zeus.errors import GPUNotFoundError, ZeusConfigError, ZeusDeviceError
 from zeus.monitor.power import PowerMonitor
 from zeus.monitor.sync import make_sync
+
+if TYPE_CHECKING:
+    from zeus.monitor.exporters import PrometheusExporter
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +95,9 @@ class ZeusMonitor:
     ``gpus=`` / ``cpus=`` pass devices explicitly (``gpu_indices``/``cpu_indices`` then index into
     those lists); by default the GPUs come from `zeus.device.get_gpus` and the CPUs from RAPL (none,
     with a warning, when RAPL cannot be read and ``cpu_indices`` was not asked for).
+
+    ``exporter=`` (a `zeus.monitor.exporters.PrometheusExporter`) exports every finished window as
+    Prometheus metrics; by default the process's exporter from ``ZEUS_METRICS`` when it is set.
     """
 
     def __init__(
@@ -102,7 +109,13 @@ class ZeusMonitor:
         gpus: Sequence[GPU] | None = None,
         cpus: Sequence[CPU] | None = None,
         power_interval_s: float = 0.1,
+        exporter: PrometheusExporter | None = None,
     ) -> None:
+        if exporter is None:
+            from zeus.monitor.exporters import exporter_from_env
+
+            exporter = exporter_from_env()
+        self.exporter = exporter
         if gpus is None:
             from zeus.device import get_gpus
 
@@ -180,13 +193,16 @@ class ZeusMonitor:
             methods = {"no-steps"}
             self._warn_no_steps(name)
         self._prune_samples(end_wall_s)
-        return Measurement(
+        measurement = Measurement(
             time_s=elapsed_s,
             gpu_energy_j=gpu_energy,
             cpu_energy_j=_deltas(window.cpu_energy_j, cpu_j) if self.cpus else None,
             dram_energy_j=_deltas(window.dram_energy_j, dram_j) if window.dram_energy_j else None,
             method=self._method_label(methods),
         )
+        if self.exporter is not None:
+            self.exporter.observe_window(name, measurement)
+        return measurement
 
     @contextmanager
     def window(self, name: str, sync_execution: bool = True) -> Iterator[Window]:
