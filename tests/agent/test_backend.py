@@ -126,6 +126,20 @@ def test_another_jobs_lease_makes_the_optimizer_observe_only(
         assert plo.observe_only and nvml.boards[0].limit_mw == 250_000
 
 
+def test_an_agent_without_permission_makes_jobs_observe_only(short_dir: Path) -> None:
+    board = FakeBoard(uuid="GPU-locked", may_set_limit=False)  # the agent runs without root
+    with InProcessAgent(settings_in(short_dir), nvml_gpus(pynvml=FakeNVML([board]))) as agent:
+        (gpu,) = agent_gpus(agent.socket, pynvml=FakeNVML([FakeBoard(uuid="GPU-locked")]))
+        assert not gpu.capabilities.set_power_limit
+        assert "the agent itself may not change" in (gpu.set_power_limit_denied_reason or "")
+        with pytest.raises(ZeusPermissionError, match="run it as root or with CAP_SYS_ADMIN"):
+            gpu.set_power_limit_w(200)
+        monitor = ZeusMonitor(gpus=[gpu], cpus=[], sync_execution_with="none")
+        plo = GlobalPowerLimitOptimizer(monitor, wait_steps=1, warmup_steps=1, profile_steps=1)
+        train(plo, epochs=1, steps_per_epoch=5)
+        assert plo.observe_only and board.limit_mw == 400_000
+
+
 def test_a_killed_holder_is_restored_by_the_agent(
     short_dir: Path, tmp_path: Path, jobs: list[subprocess.Popen[str]]
 ) -> None:

@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from zeus.agent.errors import DeviceFailure, InvalidRequest, NotSupported, UnknownGPU
+from zeus.agent.errors import (
+    AgentNotPermitted,
+    DeviceFailure,
+    InvalidRequest,
+    NotSupported,
+    UnknownGPU,
+)
 from zeus.device.base import GPU
 from zeus.errors import (
     NotSupportedError,
@@ -54,7 +60,7 @@ def device_errors(what: str) -> Iterator[None]:
     except NotSupportedError as e:
         raise NotSupported(str(e)) from e
     except ZeusPermissionError as e:
-        raise DeviceFailure(
+        raise AgentNotPermitted(
             f"{what}: the agent itself may not do this ({e}); run it as root or with CAP_SYS_ADMIN"
         ) from e
     except ZeusDeviceError as e:

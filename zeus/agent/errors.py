@@ -64,7 +64,15 @@ class LeaseConflict(AgentError):
 
 
 class DeviceFailure(AgentError):
-    """The driver failed or refused the agent itself (e.g. the agent lacks CAP_SYS_ADMIN)."""
+    """The driver failed."""
 
     status_code = 502
     code = "device_error"
+
+
+class AgentNotPermitted(DeviceFailure):
+    """The driver refused the agent itself (it runs without root or CAP_SYS_ADMIN): jobs observe
+    and recommend, as they do without permission of their own."""
+
+    status_code = 503
+    code = "agent_not_permitted"

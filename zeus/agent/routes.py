@@ -32,7 +32,7 @@ from zeus.device.base import GPU
 PEER_KEY = "zeus.peer"
 """Where the server puts the caller's credentials in the ASGI scope's ``extensions``."""
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 502)}
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 502, 503)}
 router = APIRouter(responses=_ERRORS)  # type: ignore[arg-type]
 
 

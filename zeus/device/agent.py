@@ -59,6 +59,7 @@ _ERRORS: dict[str, type[ZeusDeviceError] | type[ZeusConfigError]] = {
     "forbidden": ZeusPermissionError,
     "not_leased": ZeusPermissionError,
     "lease_conflict": ZeusPermissionError,
+    "agent_not_permitted": ZeusPermissionError,
 }
 
 
