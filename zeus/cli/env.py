@@ -127,9 +127,10 @@ def _permissions_section(console: Console) -> None:
     )
 
 
-def _agent_section(console: Console, backend: str | None) -> None:
+def _agent_section(console: Console, backend: str | None) -> bool:
     """The node agent: whether it answers, its leases, and what this process may do through it.
-    Shown when the GPU backend is ``agent`` or an agent socket exists at the default path."""
+    Shown when the GPU backend is ``agent`` or an agent socket exists at the default path. True when
+    the agent is the backend: what this process may do is then the agent's to say."""
     from zeus.agent.settings import DEFAULT_SOCKET
     from zeus.device import gpu_backend
     from zeus.device.agent import client_for
@@ -138,7 +139,7 @@ def _agent_section(console: Console, backend: str | None) -> None:
     name, _, arg = gpu_backend(backend).partition(":")
     path = (arg or DEFAULT_SOCKET) if name == "agent" else DEFAULT_SOCKET
     if name != "agent" and not os.path.exists(path):
-        return
+        return False
     try:
         client = client_for(path)
         health = client.call("GET", "/health")
@@ -146,7 +147,7 @@ def _agent_section(console: Console, backend: str | None) -> None:
         leases = client.call("GET", "/leases")
     except ZeusError as e:
         console.print(f"Agent: {e}", markup=False)
-        return
+        return name == "agent"
     console.print(
         f"Agent: {path}: {health['gpus']} GPU(s) from {health['backend']!r}, "
         f"{len(leases)} lease(s)",
@@ -163,6 +164,7 @@ def _agent_section(console: Console, backend: str | None) -> None:
     else:
         verdict = f"may read, not change limits: {caller['reason']}"
     console.print(f"  this process (uid {caller['uid']}): {verdict}", markup=False)
+    return name == "agent"
 
 
 def show_env(
@@ -177,8 +179,8 @@ def show_env(
     _profiles_section(console, profiles)
     _cpu_section(console, rapl_root)
     _frameworks_section(console)
-    _permissions_section(console)
-    _agent_section(console, gpu)
+    if not _agent_section(console, gpu):
+        _permissions_section(console)
 
 
 def register(app: typer.Typer) -> None:
