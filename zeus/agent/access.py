@@ -29,8 +29,9 @@ class Access:
             return None
         if peer.uid in self.uids or peer.groups & self.gids:
             return None
+        uids = ", ".join(map(str, sorted(self.uids))) or "none"
+        gids = ", ".join(map(str, sorted(self.gids))) or "none"
         return (
-            f"uid {peer.uid} may not lease GPUs on this node: allowed are "
-            f"uids {sorted(self.uids) or 'none'} and members of groups {sorted(self.gids) or 'none'} "
-            "(agent settings allow_uids / allow_groups)"
+            f"uid {peer.uid} may not lease GPUs on this node (allowed: uids {uids}; members of "
+            f"groups {gids}; agent settings allow_uids, allow_groups)"
         )

@@ -36,13 +36,15 @@ _ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413,
 router = APIRouter(responses=_ERRORS)  # type: ignore[arg-type]
 
 
-def caller(request: Request) -> Peer | None:
+# Dependencies are coroutines: FastAPI would run plain functions in its thread pool, which costs
+# more than the whole request otherwise.
+async def caller(request: Request) -> Peer | None:
     """The calling process (UNIX socket), or None for a remote (TCP) or in-process caller."""
     peer: Peer | None = request.scope.get("extensions", {}).get(PEER_KEY)
     return peer
 
 
-def book(request: Request) -> LeaseBook:
+async def book(request: Request) -> LeaseBook:
     lease_book: LeaseBook = request.app.state.book
     return lease_book
 
