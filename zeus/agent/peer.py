@@ -11,7 +11,6 @@ container, with the agent not on the host's pid namespace) has pid 0 here: it ma
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 from dataclasses import dataclass
@@ -92,10 +91,3 @@ def _status(pid: int) -> dict[str, str]:
     except OSError:
         return {}
     return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
-
-
-def current_process() -> Process:
-    """This process (the agent serves itself in tests)."""
-    ticks = start_ticks(os.getpid())
-    assert ticks is not None
-    return Process(os.getpid(), ticks)

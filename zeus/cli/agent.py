@@ -88,7 +88,7 @@ def agent(
 
 def _check(socket_path: str, console: Any) -> None:
     """One line about the agent on ``socket_path``; `ZeusError` (exit 2) when it does not answer."""
-    from zeus.device.agent import AgentClient
+    from zeus.device.agent_client import AgentClient
 
     client = AgentClient(socket_path, retry_s=0)
     try:

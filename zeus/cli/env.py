@@ -133,7 +133,7 @@ def _agent_section(console: Console, backend: str | None) -> bool:
     the agent is the backend: what this process may do is then the agent's to say."""
     from zeus.agent.settings import DEFAULT_SOCKET
     from zeus.device import gpu_backend
-    from zeus.device.agent import client_for
+    from zeus.device.agent_client import client_for
     from zeus.errors import ZeusError
 
     name, _, arg = gpu_backend(backend).partition(":")
