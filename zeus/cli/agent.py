@@ -66,17 +66,24 @@ def agent(
         _check(settings.socket, console)
         return
     from zeus.agent.app import create_app
+    from zeus.agent.leases import LeaseBook
     from zeus.agent.serve import serve
 
     logging.getLogger().setLevel(settings.log_level.upper())
     app = create_app(settings)
-    book = app.state.book
+    book: LeaseBook = app.state.book
     console.print(
         f"zeus agent: {len(book.devices.gpus)} GPU(s) from {settings.gpu!r}, "
         f"{len(book.leases)} lease(s) carried over; socket {settings.socket}, "
         f"audit log {settings.audit_path}",
         markup=False,
     )
+    for device in book.devices.gpus:
+        if not device.capabilities.set_power_limit:
+            console.print(
+                f"[bold yellow]warning:[/] the agent may not change {book.devices.describe(device)}'s "
+                "power limit: run it as root or with CAP_SYS_ADMIN (jobs will only observe)"
+            )
     if not (settings.allow_uids or settings.allow_groups):
         console.print(
             "no --allow-uid/--allow-group: whoever can open the socket may lease GPUs "
