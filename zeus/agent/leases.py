@@ -47,6 +47,8 @@ class Lease:
     limits_w: dict[str, int] = field(default_factory=dict)
     """GPU UUID -> the last limit the holder set."""
     restore_failed: bool = False
+    ending: str | None = None
+    """Why the lease is ending, once it is (kept while a refused restore is retried)."""
 
     def audit_fields(self, uuid: str | None = None) -> dict[str, Any]:
         return {"uid": self.uid, "pid": self.holder.pid, "job_id": self.job_id, "gpu": uuid}
@@ -175,7 +177,7 @@ class LeaseBook:
     def reap(self, why: str = "its holder is gone (exited or killed)") -> None:
         """End the leases whose holder no longer runs (and retry restores that failed)."""
         for lease in list(self.leases.values()):
-            if lease.restore_failed or not lease.holder.alive():
+            if lease.ending is not None or not lease.holder.alive():
                 self._end(lease, f"{why}: pid {lease.holder.pid}")
 
     def recover(self) -> None:
@@ -278,6 +280,7 @@ class LeaseBook:
         )
 
     def _end(self, lease: Lease, reason: str) -> bool:
+        reason = lease.ending = lease.ending or reason
         if not restore(lease, self.devices, self.audit, reason):
             return False  # the watcher retries; the lease and its journal entry stay
         del self.leases[lease.id]
