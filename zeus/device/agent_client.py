@@ -146,7 +146,7 @@ class AgentClient:
                     if now >= deadline:
                         raise ZeusDeviceError(
                             f"the Zeus agent at {self.socket_path} has not answered for "
-                            f"{self.retry_s:g} s ({e}); is it running? (systemctl status zeus-agent)"
+                            f"{self.retry_s:g} s ({e}); is it running? (`zeus agent --check`)"
                         ) from None
                     time.sleep(0.05)
                     continue
