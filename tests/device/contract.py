@@ -31,6 +31,7 @@ class GPUContract:
         assert isinstance(gpu, GPU)
         assert isinstance(gpu.name, str) and gpu.name
         assert isinstance(gpu.index, int)
+        assert isinstance(gpu.uuid, str) and gpu.uuid
 
     def test_limits_are_ordered_whole_watts(self, gpu: GPU) -> None:
         lo, default, hi = gpu.min_power_limit_w, gpu.default_power_limit_w, gpu.max_power_limit_w

@@ -52,6 +52,10 @@ class ReadOnlyGPU:
         return self.inner.name
 
     @property
+    def uuid(self) -> str:
+        return self.inner.uuid
+
+    @property
     def capabilities(self) -> GPUCapabilities:
         return GPUCapabilities(
             energy_counter=True, set_power_limit=not self.honest, virtual_time=True, simulated=True

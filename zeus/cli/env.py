@@ -14,7 +14,7 @@ from rich.table import Table
 from zeus.cli.console import make_console
 
 GPU_OPTION_HELP = (
-    "GPU backend: 'nvml', 'replay:<profile>[:<n>][:wall]' or 'none' "
+    "GPU backend: 'nvml', 'replay:<profile>[:<n>][:wall]', 'agent[:<socket path>]' or 'none' "
     "(default: env ZEUS_GPU, else NVIDIA GPUs if NVML finds any)."
 )
 
@@ -127,18 +127,60 @@ def _permissions_section(console: Console) -> None:
     )
 
 
+def _agent_section(console: Console, backend: str | None) -> bool:
+    """The node agent: whether it answers, its leases, and what this process may do through it.
+    Shown when the GPU backend is ``agent`` or an agent socket exists at the default path. True when
+    the agent is the backend: what this process may do is then the agent's to say."""
+    from zeus.agent.settings import DEFAULT_SOCKET
+    from zeus.device import gpu_backend
+    from zeus.device.agent_client import client_for
+    from zeus.errors import ZeusError
+
+    name, _, arg = gpu_backend(backend).partition(":")
+    path = (arg or DEFAULT_SOCKET) if name == "agent" else DEFAULT_SOCKET
+    if name != "agent" and not os.path.exists(path):
+        return False
+    try:
+        client = client_for(path)
+        health = client.call("GET", "/health")
+        caller = client.call("GET", "/caller")
+        leases = client.call("GET", "/leases")
+    except ZeusError as e:
+        console.print(f"Agent: {e}", markup=False)
+        return name == "agent"
+    console.print(
+        f"Agent: {path}: {health['gpus']} GPU(s) from {health['backend']!r}, "
+        f"{len(leases)} lease(s)",
+        markup=False,
+    )
+    for lease in leases:
+        limits = ", ".join(f"{uuid} (restores {w} W)" for uuid, w in lease["original_w"].items())
+        console.print(
+            f"  job {lease['job_id']!r} (pid {lease['pid']}, uid {lease['uid']}) holds {limits}",
+            markup=False,
+        )
+    if caller["may_lease"]:
+        verdict = "may lease free GPUs and change their limits (no root or CAP_SYS_ADMIN needed)"
+    else:
+        verdict = f"may read, not change limits: {caller['reason']}"
+    console.print(f"  this process (uid {caller['uid']}): {verdict}", markup=False)
+    return name == "agent"
+
+
 def show_env(
     gpu: str = typer.Option(None, "--gpu", help=GPU_OPTION_HELP),
     profiles: bool = typer.Option(False, "--profiles", help="List every replay profile."),
     rapl_root: str = typer.Option("/sys/class/powercap", help="powercap sysfs root."),
 ) -> None:
-    """Show GPUs (limits, capabilities), replay profiles, CPUs/RAPL, frameworks and permissions."""
+    """Show GPUs (limits, capabilities), replay profiles, CPUs/RAPL, frameworks, permissions and
+    the node agent (its leases, and what this process may do through it)."""
     console = make_console()
     _gpu_section(console, gpu)
     _profiles_section(console, profiles)
     _cpu_section(console, rapl_root)
     _frameworks_section(console)
-    _permissions_section(console)
+    if not _agent_section(console, gpu):
+        _permissions_section(console)
 
 
 def register(app: typer.Typer) -> None:

@@ -111,11 +111,15 @@ def choose_gpu(profile: str = DEMO_PROFILE) -> DemoGPU:
         return DemoGPU(spec, f"{len(gpus)} GPU(s): {names}", False, gpus[0].max_power_limit_w)
     from zeus.device.replay import load_profile
 
-    loaded = load_profile(spec.split(":")[1])
-    gpus[0].reset_power_limit()  # the Default run must start at the default (maximum) limit
-    description = (
-        f"replay GPU '{loaded.name}' (step time and power per batch size and power limit "
-        f"measured on an NVIDIA {loaded.gpu_model}); energy and time figures are SIMULATED by "
-        "the replay GPU"
-    )
+    if gpus[0].get_power_limit_w() != gpus[0].default_power_limit_w:
+        gpus[0].reset_power_limit()  # the Default run must start at the default (maximum) limit
+    if spec.startswith("replay:"):
+        loaded = load_profile(spec.split(":")[1])
+        source = (
+            f"replay GPU '{loaded.name}' (step time and power per batch size and power limit "
+            f"measured on an NVIDIA {loaded.gpu_model})"
+        )
+    else:  # replay GPUs served by the node agent
+        source = f"{gpus[0].name} GPU(s) of {spec}"
+    description = f"{source}; energy and time figures are SIMULATED by the replay GPU"
     return DemoGPU(spec, description, True, gpus[0].max_power_limit_w)

@@ -7,6 +7,7 @@
 * ``"nvml"``: the NVIDIA GPUs this process sees (after ``CUDA_VISIBLE_DEVICES``);
 * ``"replay:<profile>[:<n>][:wall]"``: one or ``n`` replay GPUs (`zeus.device.replay`), on virtual
   time unless ``:wall`` asks for real time;
+* ``"agent[:<socket path>]"``: the GPUs of the node agent (`zeus.device.agent`), no privileges needed;
 * ``"none"``: no GPU;
 * unset (argument None and no ``ZEUS_GPU``): NVML GPUs if NVML works, else none. Never silently replay.
 """
@@ -47,6 +48,7 @@ class Backend:
 BACKENDS: dict[str, Backend] = {
     "nvml": Backend("zeus.device.nvml", "nvml"),
     "replay": Backend("zeus.device.replay", "replay:<profile>[:<n>][:wall]"),
+    "agent": Backend("zeus.device.agent", "agent[:<socket path>]"),
     "none": Backend("zeus.device", "none"),
 }
 

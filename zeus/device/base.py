@@ -41,6 +41,12 @@ class GPU(Protocol):
         ...
 
     @property
+    def uuid(self) -> str:
+        """Stable identifier of the device on its node, the same in every process (NVML's
+        ``GPU-...`` UUID; ``replay-<profile>-<index>`` for replay GPUs). The node agent leases by it."""
+        ...
+
+    @property
     def capabilities(self) -> GPUCapabilities: ...
 
     @property

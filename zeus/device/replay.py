@@ -253,6 +253,10 @@ class ReplayGPU:
         return f"NVIDIA {self.profile.gpu_model} (replay)"
 
     @property
+    def uuid(self) -> str:
+        return f"replay-{self.profile.name}-{self._index}"
+
+    @property
     def capabilities(self) -> GPUCapabilities:
         return GPUCapabilities(
             energy_counter=True,
