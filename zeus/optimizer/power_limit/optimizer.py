@@ -274,7 +274,7 @@ class GlobalPowerLimitOptimizer(Callback):
         """Setting each GPU to its current limit tells whether this process may change it."""
         for gpu in self._gpus:
             if not gpu.capabilities.set_power_limit:
-                reason = getattr(gpu, "set_power_limit_denied_reason", None) or "not permitted"
+                reason = gpu.set_power_limit_denied_reason or "not permitted"
                 return False, f"GPU {gpu.index} ({gpu.name}): {reason}"
             try:
                 gpu.set_power_limit_w(gpu.get_power_limit_w())
