@@ -28,6 +28,7 @@ class FakeBoard:
     limit_mw: int = 400_000
     power_mw: int = 250_000
     energy_mj: int = 1_000_000
+    counter_stalled: bool = False  # tick() leaves the energy counter where it is
     may_set_limit: bool = True
     limit_supported: bool = True
     temperature_c: int = 55
@@ -65,7 +66,8 @@ class FakeNVML:
 
     def tick(self, seconds: float) -> None:
         for board in self.boards:
-            board.energy_mj += round(board.power_mw * seconds)
+            if not board.counter_stalled:
+                board.energy_mj += round(board.power_mw * seconds)
 
     # -- the pynvml surface ------------------------------------------------------------------------
 
