@@ -327,6 +327,20 @@ def list_profiles() -> list[str]:
     return sorted(names)
 
 
+def measured_profiles() -> list[ReplayProfile]:
+    """Every measurement set once, sorted by name: each profiling log and each traced (workload,
+    optimizer, batch size). Workload profiles and names that alias another are left out."""
+    found: list[ReplayProfile] = []
+    seen: set[tuple[str, tuple[Curve, ...]]] = set()
+    for name in list_profiles():
+        profile = load_profile(name)
+        key = (profile.source, profile.curves)
+        if len(profile.curves) == 1 and key not in seen:
+            seen.add(key)
+            found.append(profile)
+    return found
+
+
 def load_profile(name: str) -> ReplayProfile:
     """The shipped profile called ``name`` (case-insensitive; ``_`` and ``-`` are interchangeable).
 

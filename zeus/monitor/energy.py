@@ -32,12 +32,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from zeus.device.base import CPU, GPU
 from zeus.errors import GPUNotFoundError, ZeusConfigError, ZeusDeviceError, check_range
 from zeus.monitor.power import PowerMonitor
 from zeus.monitor.sync import make_sync
 from zeus.monitor.window_log import WindowLog
+
+if TYPE_CHECKING:
+    from zeus.monitor.exporters import PrometheusExporter
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +109,9 @@ class ZeusMonitor:
     ``cpu_indices`` was not asked for). ``counter_stall_s``: a counter that does not move for this
     long while the GPU draws power is stalled. ``window_log``: a ``.csv`` or ``.jsonl`` file that
     gets one record per finished window (`zeus.monitor.window_log`).
+
+    ``exporter=`` (a `zeus.monitor.exporters.PrometheusExporter`) exports every finished window as
+    Prometheus metrics; by default the process's exporter from ``ZEUS_METRICS`` when it is set.
     """
 
     def __init__(
@@ -118,8 +125,14 @@ class ZeusMonitor:
         power_interval_s: float = 0.1,
         counter_stall_s: float = 1.0,
         window_log: str | os.PathLike[str] | None = None,
+        exporter: PrometheusExporter | None = None,
     ) -> None:
         check_range("counter_stall_s", counter_stall_s, gt=0)
+        if exporter is None:
+            from zeus.monitor.exporters import exporter_from_env
+
+            exporter = exporter_from_env()
+        self.exporter = exporter
         if gpus is None:
             from zeus.device import get_gpus
 
@@ -213,11 +226,14 @@ class ZeusMonitor:
         )
         if self._log is not None:
             self._log.write(name, window.start_wall_s, end_wall_s, measurement)
+        if self.exporter is not None:
+            self.exporter.observe_window(name, measurement)
         return measurement
 
     def cancel_window(self, name: str) -> None:
-        """Close window ``name`` without a measurement (nothing is logged): e.g. a pass to leave
-        out. ``begin_window(name)`` may then start it afresh. ``ZeusConfigError`` if not open."""
+        """Close window ``name`` without a measurement (nothing is logged or exported): e.g. a pass
+        to leave out. ``begin_window(name)`` may then start it afresh. ``ZeusConfigError`` if not
+        open."""
         if self._windows.pop(name, None) is None:
             open_names = ", ".join(sorted(self._windows)) or "none"
             raise ZeusConfigError(f"window {name!r} is not open (open windows: {open_names})")
