@@ -5,7 +5,7 @@ Nothing is downloaded: the model is built from a `BertConfig`, the tokenizer is 
 vocabulary of the generated sentences.
 
     python train_hf.py --gpu 0      # a real NVIDIA GPU
-    python train_hf.py --quick      # no NVIDIA GPU: the replay GPU v100-sentiment140-bert-base-uncased
+    python train_hf.py --quick      # no GPU: the replay GPU v100-sentiment140-bert-base-uncased
 """
 
 from __future__ import annotations

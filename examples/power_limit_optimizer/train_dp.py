@@ -4,7 +4,7 @@ Every rank runs `GlobalPowerLimitOptimizer` on its own GPU; the ranks sum their 
 one decision, and apply it to every GPU of the job.
 
     python train_dp.py --nproc 2            # real GPUs 0 and 1 (NCCL)
-    python train_dp.py --nproc 2 --quick    # no NVIDIA GPU: two replay GPUs (gloo)
+    python train_dp.py --nproc 2 --quick    # no GPU: two replay GPUs (gloo)
 
 Also works under ``torchrun --nproc-per-node 2 train_dp.py`` (then --nproc is ignored).
 """

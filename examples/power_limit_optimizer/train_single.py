@@ -4,11 +4,11 @@
 the one with the lowest energy–time cost, and restores the original limit at the end.
 
     python train_single.py --gpu 0      # a real NVIDIA GPU
-    python train_single.py --quick      # no NVIDIA GPU: the replay GPU a40-imagenet-resnet50
+    python train_single.py --quick      # no GPU: the replay GPU a40-imagenet-resnet50
 
-Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA GPUs when NVML finds some, else a replay
-GPU, and says which. It prints the chosen limit and the energy per step it saves against the maximum
-limit, both taken from the profiling measurements.
+Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA or AMD GPUs when NVML or AMD SMI finds
+some, else a replay GPU, and says which. It prints the chosen limit and the energy per step it saves
+against the maximum limit, both taken from the profiling measurements.
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ command template such as ``python train.py --batch-size {bs} --lr {lr} --epochs 
 target metric, cost threshold, eta, log directory and job id then come from the ``ZEUS_*``
 variables it sets.
 
-    python train.py --quick      # no NVIDIA GPU: the replay GPU a40-imagenet-resnet50
+    python train.py --quick      # no GPU: the replay GPU a40-imagenet-resnet50
     python train.py --data-dir ~/cifar100 --batch-size 128 --epochs 50 --target-metric 0.6
 
-Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA GPUs when NVML finds some, else a replay
-GPU, and says which.
+Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA or AMD GPUs when NVML or AMD SMI finds
+some, else a replay GPU, and says which.
 """
 
 from __future__ import annotations
