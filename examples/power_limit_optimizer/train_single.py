@@ -22,7 +22,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from zeus.device import backend_or_replay
+from zeus.device import backend_or_replay, gpu_backend
 from zeus.monitor import ZeusMonitor
 from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer, ProfileReport, ZeusCost
 
@@ -78,7 +78,7 @@ def print_savings(plo: GlobalPowerLimitOptimizer, monitor: ZeusMonitor) -> None:
     """The chosen limit and its energy per step against the maximum limit, as measured."""
     print(ProfileReport.of(plo).format())
     if any(gpu.capabilities.simulated for gpu in monitor.gpus):
-        print(f"(replay GPU {os.environ['ZEUS_GPU']}: figures simulated from a profile)")
+        print(f"(replay GPU {gpu_backend()}: figures simulated from a profile)")
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from zeus.device import backend_or_replay
+from zeus.device import backend_or_replay, gpu_backend
 from zeus.optimizer.power_limit import ProfileReport
 from zeus.run import ZeusDataLoader
 
@@ -145,8 +145,8 @@ def print_summary(train_loader: ZeusDataLoader) -> None:
         print("no power limit chosen")
         return
     print(ProfileReport.of(engine).format())
-    if os.environ.get("ZEUS_GPU", "").startswith("replay:"):
-        print(f"(replay GPU {os.environ['ZEUS_GPU']}: figures simulated from a profile)")
+    if gpu_backend().startswith("replay:"):
+        print(f"(replay GPU {gpu_backend()}: figures simulated from a profile)")
 
 
 if __name__ == "__main__":

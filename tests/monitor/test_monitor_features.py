@@ -22,7 +22,7 @@ from zeus.device.nvml import nvml_gpus
 from zeus.device.rapl import rapl_cpus
 from zeus.device.replay import ReplayGPU
 from zeus.errors import ZeusConfigError
-from zeus.monitor import ZeusMonitor
+from zeus.monitor import PowerMonitor, ZeusMonitor
 
 
 def _replay_monitor(tmp_path: Path, **kwargs: Any) -> ZeusMonitor:
@@ -224,6 +224,14 @@ def test_mixed_vendors_in_one_monitor() -> None:
     assert m.method == "power_integration"
     assert m.gpu_energy_j[0] == pytest.approx(150.0 * m.time_s, rel=0.01)
     assert m.gpu_energy_j[1] == pytest.approx(350.0 * m.time_s, rel=0.01)
+
+
+def test_power_monitor_refuses_repeated_indices() -> None:
+    nvml = FakeNVML([FakeBoard(uuid="GPU-a")])
+    smi = FakeAmdSmi([FakeAmdGPU(uuid="b")])
+    gpus = nvml_gpus(pynvml=nvml) + amd_gpus(amdsmi=smi, poller=CounterPoller(background=False))
+    with pytest.raises(ZeusConfigError, match=r"indices \[0, 0\] repeat"):
+        PowerMonitor(gpus)
 
 
 # -- a RAPL zone that disappears ---------------------------------------------------------------------
