@@ -137,11 +137,14 @@ class CounterPoller:
         for counter in self.counters:
             try:
                 counter.read_j()
-            except ZeusDeviceError as error:
-                counter.failure = error
+            except Exception as error:  # the thread must not die: drop the counter, say why
+                failure = (
+                    error if isinstance(error, ZeusDeviceError) else ZeusDeviceError(str(error))
+                )
+                counter.failure = failure
                 with self._lock:
                     self._counters.discard(counter)
-                logger.warning("%s: stopped polling: %s", counter.name, error)
+                logger.warning("%s: stopped polling: %s", counter.name, failure)
         self.polls += 1
 
     def _run(self) -> None:
