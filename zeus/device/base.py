@@ -52,7 +52,8 @@ class Thermals:
     """A GPU's temperature and throttle reasons at one instant."""
 
     temperature_c: float | None
-    """Hottest sensor Zeus reads (NVIDIA: the GPU die; AMD: the hotspot/junction), None if unread."""
+    """Degrees Celsius of the sensor Zeus reads (NVIDIA: the die; AMD: hotspot, else edge); None
+    when unread."""
     throttle_reasons: frozenset[ThrottleReason] | None
     """Reasons clocks are held back right now (empty: none); None when the device cannot tell."""
 
