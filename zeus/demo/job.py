@@ -1,7 +1,7 @@
 """The recurring job of `zeus demo` and the GPU it runs on.
 
 The demo is a recurring job (`zeus.demo.train`: a small CNN on scikit-learn's digits, trained for
-real) driven by `ZeusMaster` with the pruning + Gaussian Thompson Sampling batch-size policy; each run
+real) driven by `ZeusMaster` with Zeus's default batch-size policy (`zeus.policy.DEFAULT_POLICY`); each run
 picks its power limit just in time (`ZeusDataLoader` + `GlobalPowerLimitOptimizer`). The Default
 configuration (the default batch size at the maximum power limit) is measured by a dedicated run first.
 """

@@ -30,6 +30,7 @@ from typing import Any
 
 from zeus.cost import check_eta, zeus_cost
 from zeus.errors import ZeusConfigError, check_range
+from zeus.policy.power_limit import cheapest_limit
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,7 @@ class OptimumSelector(ABC):
         """The best-scoring limit; ties go to the lower limit (less power for the same score)."""
         if not measurements:
             raise ZeusConfigError("measurements must not be empty to select a power limit")
-        scores = self.scores(measurements, context)
-        return min(scores, key=lambda limit: (scores[limit], limit))
+        return cheapest_limit(self.scores(measurements, context))
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
