@@ -8,9 +8,9 @@ power limits just in time and writes the result the master reads back. The histo
     python examples/zeus_dataloader/run_zeus.py --quick                  # 2 recurrences
     python examples/zeus_dataloader/run_zeus.py --recurrences 12 --out runs/digits
 
-Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA GPUs when NVML finds some, else a replay
-GPU (``a40-imagenet-resnet50``), and says which: a replay GPU's energy and time figures are replayed
-from measurements on a real A40, on virtual time.
+Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA or AMD GPUs when NVML or AMD SMI finds
+some, else a replay GPU (``a40-imagenet-resnet50``), and says which: a replay GPU's energy and time
+figures are replayed from measurements on a real A40, on virtual time.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +128,9 @@ def run_series(
     from zeus.run.history import load_series
 
     saved = load_series(run_dir)
-    backend = spec.env.get("ZEUS_GPU", os.environ.get("ZEUS_GPU", ""))
+    from zeus.device import gpu_backend
+
+    backend = gpu_backend(spec.env.get("ZEUS_GPU"))
     if backend.startswith("replay:"):
         console.print(
             f"[yellow]GPU: replay GPU {backend[7:]} (ZEUS_GPU): energy and time are simulated "

@@ -96,7 +96,7 @@ class DemoGPU:
 
 
 def choose_gpu(profile: str = DEMO_PROFILE) -> DemoGPU:
-    """``ZEUS_GPU`` when set, NVIDIA GPUs when NVML finds some, else one replay GPU."""
+    """``ZEUS_GPU`` when set, NVIDIA or AMD GPUs when NVML or AMD SMI finds some, else one replay GPU."""
     from zeus.device import backend_or_replay, get_gpus
     from zeus.errors import ZeusConfigError
 

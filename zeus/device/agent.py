@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 from zeus.agent.schemas import GPUInfo, PowerTimeline, Readings
 from zeus.agent.settings import DEFAULT_SOCKET
 from zeus.device.agent_client import AgentClient, client_for, disconnect
-from zeus.device.base import GPUCapabilities
+from zeus.device.base import GPUCapabilities, Thermals
 from zeus.errors import GPUNotFoundError, NotSupportedError, ZeusConfigError
 
 __all__ = ["AgentGPU", "agent_gpus", "client_for", "disconnect", "open_gpus"]
@@ -64,6 +64,11 @@ class AgentGPU:
         return self._info.uuid
 
     @property
+    def board_id(self) -> str:
+        """The GPU's own UUID: the agent serves whole boards only (no MIG instances)."""
+        return self._info.uuid
+
+    @property
     def node_index(self) -> int:
         """The GPU's index on the node, in the agent's order."""
         return self._info.index
@@ -82,6 +87,9 @@ class AgentGPU:
     def set_power_limit_denied_reason(self) -> str | None:
         """Why this process may not change the limit, as the agent said when the GPU was opened."""
         return self._info.may_set_reason
+
+    def thermals(self) -> Thermals:
+        raise NotSupportedError(f"{self!r}: the agent does not serve temperatures yet")
 
     @property
     def min_power_limit_w(self) -> int:
@@ -222,10 +230,10 @@ def _visible(infos: list[GPUInfo], socket_path: str, pynvml: Any) -> list[GPUInf
 
 def _process_uuids(pynvml: Any) -> list[str] | None:
     """UUIDs of the GPUs this process sees, in CUDA's order; None when nothing says."""
-    from zeus.device.nvml import nvml_available, nvml_gpus
+    from zeus.device import nvml
 
-    if pynvml is not None or nvml_available():
-        return [gpu.uuid for gpu in nvml_gpus(pynvml=pynvml)]
+    if pynvml is not None or nvml.available():
+        return [gpu.uuid for gpu in nvml.nvml_gpus(pynvml=pynvml)]
     listed = [e.strip() for e in os.environ.get("NVIDIA_VISIBLE_DEVICES", "").split(",")]
     if listed and all(e.startswith("GPU-") for e in listed):
         return listed
