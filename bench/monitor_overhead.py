@@ -1,4 +1,4 @@
-"""Cost of measuring: a begin_window+end_window pair, a marked step, and background power sampling.
+"""Cost of measuring: a window pair (with and without metrics export), a step, and power sampling.
 
 Run: ``.venv/bin/python bench/monitor_overhead.py`` (replay GPU; no hardware needed). Prints figures,
 not pass/fail. Targets: a window pair under 50 µs; sampling CPU time a small fraction of one core.
@@ -14,11 +14,13 @@ import tempfile
 import time
 
 from zeus.device.replay import ReplayGPU
-from zeus.monitor import PowerMonitor, ZeusMonitor
+from zeus.monitor import PowerMonitor, PrometheusExporter, ZeusMonitor
 
 
-def window_pair_us(gpus: list[ReplayGPU], sync: str, pairs: int) -> list[float]:
-    monitor = ZeusMonitor(gpus=gpus, cpus=[], sync_execution_with=sync)
+def window_pair_us(
+    gpus: list[ReplayGPU], sync: str, pairs: int, exporter: PrometheusExporter | None = None
+) -> list[float]:
+    monitor = ZeusMonitor(gpus=gpus, cpus=[], sync_execution_with=sync, exporter=exporter)
     costs = []
     for _ in range(pairs):
         start = time.perf_counter()
@@ -69,6 +71,13 @@ def main() -> None:
                 f"monitor.step(), {n} replay GPU(s):     median {statistics.median(costs):6.1f} µs"
                 f"  p90 {statistics.quantiles(costs, n=10)[-1]:6.1f} µs"
             )
+        exporter = PrometheusExporter("bench", port=0)
+        costs = window_pair_us(gpus[:1], "none", args.pairs, exporter)
+        exporter.close()
+        print(
+            f"window pair, 1 replay GPU, Prometheus exporter: median {statistics.median(costs):6.1f} µs"
+            f"  p90 {statistics.quantiles(costs, n=10)[-1]:6.1f} µs"
+        )
         gpus = [ReplayGPU("a40-resnet50", state_dir=state_dir, clock="wall")]
         idle = sampling_cpu_fraction([], 1.0, args.seconds)
         print(f"baseline (no sampling): {idle * 100:.3f}% of a core")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +128,9 @@ def run_series(
     from zeus.run.history import load_series
 
     saved = load_series(run_dir)
-    backend = spec.env.get("ZEUS_GPU", os.environ.get("ZEUS_GPU", ""))
+    from zeus.device import gpu_backend
+
+    backend = gpu_backend(spec.env.get("ZEUS_GPU"))
     if backend.startswith("replay:"):
         console.print(
             f"[yellow]GPU: replay GPU {backend[7:]} (ZEUS_GPU): energy and time are simulated "
@@ -196,6 +197,7 @@ def run_cmd(
     ),
 ) -> None:
     """Run the recurring job (resumes if the run directory already holds this series)."""
+    from zeus.errors import ZeusConfigError
     from zeus.run.jobfile import load_job_file
     from zeus.run.launch import check_template
 
@@ -205,8 +207,15 @@ def run_cmd(
     run_dir = (
         out or Path("zeus-runs") / f"{spec.dataset}+{spec.network}+{spec.optimizer}"
     ).resolve()
+    copy = run_dir / JOB_COPY
+    previous = copy.read_text() if copy.exists() else None
     data = _job_copy(job, run_dir)
-    run_series(data, run_dir, recurrences, show_output)
+    try:
+        run_series(data, run_dir, recurrences, show_output)
+    except ZeusConfigError:
+        if previous is not None:  # refused, e.g. another series lives there: `resume` still works
+            copy.write_text(previous)
+        raise
 
 
 @master_app.command("resume")

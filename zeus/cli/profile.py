@@ -47,8 +47,8 @@ def profile(
     show_output: bool = typer.Option(False, "--show-output", help="Show the runs' output."),
 ) -> None:
     """Profile a training script over batch sizes × power limits; write a train/power trace pair."""
-    import os
 
+    from zeus.device import gpu_backend
     from zeus.run.jobfile import parse_profile_params
     from zeus.simulate.profiler import ProfiledRun, ProfileSpec, profile_workload
 
@@ -68,7 +68,7 @@ def profile(
         runs=runs,
         profile_params=parse_profile_params(steps),
     )
-    backend = os.environ.get("ZEUS_GPU", "")
+    backend = gpu_backend()
     if backend.startswith("replay:"):
         console.print(
             f"[yellow]GPU: replay GPU {backend[7:]}: the traces hold SIMULATED figures.[/]"

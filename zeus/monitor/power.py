@@ -23,10 +23,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from zeus.device.base import GPU
 from zeus.errors import ZeusConfigError, ZeusDeviceError, check_range
+
+if TYPE_CHECKING:
+    from zeus.monitor.exporters import PrometheusExporter
 
 logger = logging.getLogger(__name__)
 
@@ -71,20 +74,29 @@ def _power_at(samples: Sequence[Sample], i: int, t: float) -> float:
 
 
 class PowerMonitor:
-    """Background power sampler: ``timeline()``, ``energy_j(start, end)``, optional CSV log."""
+    """Background power sampler: ``timeline()``, ``energy_j(start, end)``, optional CSV log, and
+    optionally the latest sample of each GPU as a Prometheus gauge (``exporter=``)."""
 
     def __init__(
         self,
         gpus: Sequence[GPU] | None = None,
         interval_s: float = 0.1,
         csv_path: str | os.PathLike[str] | None = None,
+        exporter: PrometheusExporter | None = None,
     ) -> None:
         check_range("interval_s", interval_s, gt=0, le=3600)
+        self.exporter = exporter
         if gpus is None:
             from zeus.device import get_gpus
 
             gpus = get_gpus()
         self.gpus = list(gpus)
+        indices = [g.index for g in self.gpus]
+        if len(set(indices)) != len(indices):
+            raise ZeusConfigError(
+                f"gpus: indices {indices} repeat (GPUs of several backends?): the timeline and CSV "
+                "are keyed by index, so sample each backend's GPUs with its own PowerMonitor"
+            )
         virtual = [g.capabilities.virtual_time for g in self.gpus]
         if any(virtual) and not all(virtual):
             raise ZeusConfigError(
@@ -186,6 +198,9 @@ class PowerMonitor:
         self._record([(g.index, now_s, g.power_w()) for g in self.gpus])
 
     def _record(self, readings: list[tuple[int, float, float]]) -> None:
+        if self.exporter is not None:
+            for index, _t_s, watts in readings:  # in time order: each GPU's latest stays
+                self.exporter.observe_power(index, watts)
         with self._lock:
             for index, t_s, watts in readings:
                 self._timeline[index].append((t_s, watts))

@@ -16,8 +16,8 @@ Example (every field but the first seven has a default)::
     eta_knob: 0.5
     beta_knob: 2.0              # null = no early stopping
     seed: 1
-    policy: pruning_gts         # default | grid_search | pruning_gts | "package.module:Class"
-    policy_args: {window_size: 0, num_pruning_rounds: 2}
+    policy: local-search-ts     # local-search-ts | pruning-gts | default | grid-search | "package.module:Class"
+    policy_args: {window_size: 0}
     max_tries: 10
     profile_params: "2,5"       # warmup,measure steps per power limit (ZEUS_PROFILE_PARAMS)
     use_optimal_pl: true
@@ -26,7 +26,6 @@ Example (every field but the first seven has a default)::
 
 from __future__ import annotations
 
-import importlib
 import shlex
 from pathlib import Path
 from typing import Any
@@ -44,18 +43,15 @@ from pydantic import (
 
 from zeus.errors import ZeusConfigError
 from zeus.job import Job
-from zeus.policy import (
-    DefaultBatchSizeOptimizer,
-    GridSearchBatchSizeOptimizer,
-    PruningGTSBatchSizeOptimizer,
-)
 from zeus.policy.base import BatchSizeOptimizer
-
-BUILTIN_POLICIES: dict[str, type[BatchSizeOptimizer]] = {
-    "pruning_gts": PruningGTSBatchSizeOptimizer,
-    "default": DefaultBatchSizeOptimizer,
-    "grid_search": GridSearchBatchSizeOptimizer,
-}
+from zeus.policy.registry import (
+    ALIASES,
+    BATCH_SIZE_POLICIES,
+    DEFAULT_POLICY,
+    make_batch_size_optimizer,
+    policy_class,
+    policy_names,
+)
 
 
 class JobFile(BaseModel):
@@ -80,7 +76,7 @@ class JobFile(BaseModel):
     eta_knob: float = Field(default=0.5, ge=0, le=1)
     beta_knob: float | None = Field(default=2.0, gt=0)
     seed: int = 0
-    policy: str = "pruning_gts"
+    policy: str = DEFAULT_POLICY
     policy_args: dict[str, Any] = Field(default_factory=dict)
     max_tries: PositiveInt = 10
     profile_params: str | None = None
@@ -90,9 +86,12 @@ class JobFile(BaseModel):
     @field_validator("policy")
     @classmethod
     def _known_policy(cls, value: str) -> str:
-        if value not in BUILTIN_POLICIES and ":" not in value:
-            allowed = ", ".join(BUILTIN_POLICIES)
-            raise ValueError(f"must be one of {allowed}, or 'package.module:Class'")
+        if ":" not in value and value not in BATCH_SIZE_POLICIES and value not in ALIASES:
+            raise ValueError(f"must be one of {policy_names()}, or 'package.module:Class'")
+        try:
+            policy_class(value)  # imports module:Class and checks that it implements the interface
+        except ZeusConfigError as e:
+            raise ValueError(str(e)) from None
         return value
 
     @field_validator("profile_params")
@@ -126,15 +125,12 @@ class JobFile(BaseModel):
         )
 
     def make_policy(self) -> BatchSizeOptimizer:
-        """A fresh instance of the configured policy (built-ins get ``seed`` unless overridden)."""
-        args = dict(self.policy_args)
-        if self.policy == "pruning_gts":
-            args.setdefault("seed", self.seed)
-        cls = BUILTIN_POLICIES.get(self.policy) or _import_policy(self.policy)
+        """A fresh instance of the configured policy (``seed`` goes to every policy that takes one,
+        unless ``policy_args`` sets it)."""
         try:
-            return cls(**args)
-        except TypeError as e:
-            raise ZeusConfigError(f"policy_args for {self.policy}: {e}") from e
+            return make_batch_size_optimizer(self.policy, self.seed, self.policy_args)
+        except ZeusConfigError as e:
+            raise ZeusConfigError(f"field 'policy': {e}") from e
 
 
 def parse_profile_params(text: str) -> tuple[int, int]:
@@ -149,17 +145,6 @@ def parse_profile_params(text: str) -> tuple[int, int]:
     if warmup < 0 or measure < 1:
         raise ZeusConfigError(f"profile_params needs warmup >= 0 and measure >= 1, got {text!r}")
     return warmup, measure
-
-
-def _import_policy(path: str) -> type[BatchSizeOptimizer]:
-    module_name, _, attr = path.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ZeusConfigError(f"policy {path!r} cannot be imported: {e}") from e
-    if not (isinstance(cls, type) and issubclass(cls, BatchSizeOptimizer)):
-        raise ZeusConfigError(f"policy {path!r} is not a zeus.policy.BatchSizeOptimizer subclass")
-    return cls
 
 
 def _describe(error: ValidationError, source: str) -> str:
