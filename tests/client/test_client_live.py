@@ -65,9 +65,11 @@ def test_launches_with_one_job_id_are_one_recurring_job(
     monkeypatch.setenv("ZEUS_JOB_ID", unique_job_id())
     batch_sizes = []
     for _ in range(3):  # three launches; every one registers the same spec again
-        bso = BatchSizeOptimizer(replay_monitor(), bso_server.url, spec(job_id=None))
+        job = spec(job_id=None, policy="pruning-gts")
+        bso = BatchSizeOptimizer(replay_monitor(), bso_server.url, job)
         _run_trial(bso, [0.95])
         batch_sizes.append(bso.current_batch_size)
+        assert bso.policy == "pruning-gts"
         bso.close()
     # pruning: the default, then each smaller batch size in descending order
     assert batch_sizes == [32, 16, 8]
@@ -76,6 +78,19 @@ def test_launches_with_one_job_id_are_one_recurring_job(
         2,
         3,
     ]
+
+
+def test_a_job_without_a_policy_gets_the_servers_default(bso_server: LiveServer) -> None:
+    bso = BatchSizeOptimizer(replay_monitor(), bso_server.url, spec())
+    bso.register_job()
+    assert bso.policy == "local-search-ts"
+    assert bso_server.get(f"/jobs/{bso.job_id}").json()["policy"] == "local-search-ts"
+    bso.close()
+    unknown = BatchSizeOptimizer(replay_monitor(), bso_server.url, spec(policy="bandit"))
+    with pytest.raises(ZeusServerError, match="422") as caught:
+        unknown.register_job()
+    assert "local-search-ts, pruning-gts" in str(caught.value)
+    unknown.close()
 
 
 def test_early_stop_without_convergence_raises(bso_server: LiveServer) -> None:

@@ -24,6 +24,9 @@ from zeus.optimizer.batch_size import JobSpec
         ({"number_of_gpus": 0}, "number_of_gpus"),
         ({"job_id": "other-123"}, "job_id"),
         ({"job_id_prefix": ""}, "job_id_prefix"),
+        ({"policy": ""}, "policy"),
+        ({"explore_tolerance": -0.1}, "explore_tolerance"),
+        ({"prior_cv": 0.0}, "prior_cv"),
     ],
 )
 def test_bad_fields_name_themselves(overrides: dict[str, object], field: str) -> None:
@@ -72,5 +75,8 @@ def test_wire_body_has_exactly_the_spec_fields() -> None:
         "job_id", "job_id_prefix", "batch_sizes", "default_batch_size", "eta_knob", "beta_knob",
         "target_metric", "higher_is_better_metric", "max_epochs", "num_pruning_rounds",
         "window_size", "mab_prior_mean", "mab_prior_precision", "mab_num_explorations",
-        "mab_seed", "max_power", "number_of_gpus", "gpu_model",
+        "mab_seed", "max_power", "number_of_gpus", "gpu_model", "policy", "explore_tolerance",
+        "prior_cv",
     }  # fmt: skip
+    # Unset, the policy and its new parameters go as null: the server's defaults.
+    assert (body["policy"], body["explore_tolerance"], body["prior_cv"]) == (None, None, None)

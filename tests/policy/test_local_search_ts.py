@@ -43,6 +43,17 @@ def test_local_search_walks_into_the_valley_and_never_pays_for_the_far_ends() ->
     assert core.best_batch_size(state) == 32
 
 
+def test_the_stage_is_search_until_the_best_ones_neighbours_are_tried() -> None:
+    state = core.new_state(SIZES, 64, seed=3)
+    stages = []
+    for _ in range(6):
+        stages.append(core.stage(state))
+        drive(state, VALLEY, 1)
+    # 64, then 32 (best, 16 untried), then 16 (best 32's neighbours both tried): the bandit
+    assert stages[:3] == ["search", "search", "search"] and stages[3:] == ["bandit"] * 3
+    assert core.stage(core.new_state(SIZES, 64, seed=3)) == "search"
+
+
 def test_an_uphill_first_step_turns_the_search_around() -> None:
     costs = {8: 4.0, 16: 3.0, 32: 2.0, 64: 1.5, 128: 1.0, 256: 1.3}
     chosen = drive(core.new_state(SIZES, 32, seed=1), costs, 40)
@@ -136,22 +147,26 @@ def test_invariants_under_arbitrary_outcomes(
     steps: list[tuple[float, bool]],
     split: int,
 ) -> None:
-    """Never outside the candidates; a state rebuilt from JSON at any point decides the same."""
+    """Never outside the candidates; a state rebuilt from JSON at any point decides the same; the
+    stage says ``infeasible`` exactly when no batch size can be given."""
     default = sizes[default_index % len(sizes)]
     state = core.new_state(sizes, default, seed=seed, window_size=window)
     twin: LocalSearchTSState | None = None
     for i, (cost, reached) in enumerate(steps):
         if i == split:
             twin = LocalSearchTSState.from_json(state.to_json())
+        stage = core.stage(state)
+        assert stage in (core.STAGE_SEARCH, core.STAGE_BANDIT, core.STAGE_INFEASIBLE)
         try:
             bs, exploring = core.next_batch_size(state)
         except NoFeasibleBatchSize:
+            assert stage == core.STAGE_INFEASIBLE
             assert window or not any(any(r) for r in state.reached.values())
             if twin is not None:
                 with pytest.raises(NoFeasibleBatchSize):
                     core.next_batch_size(twin)
             return
-        assert bs in sizes
+        assert bs in sizes and stage != core.STAGE_INFEASIBLE
         if twin is not None:
             assert core.next_batch_size(twin) == (bs, exploring)
             core.observe(twin, bs, cost * bs, reached, exploring)

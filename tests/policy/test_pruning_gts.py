@@ -27,6 +27,7 @@ def explore(state: PruningGTSState, outcomes: dict[int, tuple[float, bool]]) -> 
 
 def test_pruning_order_and_survivors() -> None:
     state = core.new_state(SIZES, 32, seed=1)
+    assert core.stage(state) == core.STAGE_PRUNING
     outcomes = {
         8: (50.0, False),
         16: (10.0, True),
@@ -38,7 +39,7 @@ def test_pruning_order_and_survivors() -> None:
     # Round 1 from 32: down 16, 8 (fails), then up 64, 128 (fails).
     # Round 2 over the survivors from the cheapest (16): nothing smaller, then up 32, 64.
     assert tried == [32, 16, 8, 64, 128, 16, 32, 64]
-    assert state.stage == core.STAGE_BANDIT
+    assert state.stage == core.STAGE_BANDIT == core.stage(state)
     assert state.arms == [16, 32, 64]
     assert state.min_cost_bs == 16 and state.min_cost == 10.0
 

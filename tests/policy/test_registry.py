@@ -17,7 +17,13 @@ from zeus.policy import (
     PruningGTSBatchSizeOptimizer,
     make_batch_size_optimizer,
 )
-from zeus.policy.registry import BATCH_SIZE_POLICIES, canonical_name, policy_class
+from zeus.policy.registry import (
+    BATCH_SIZE_POLICIES,
+    canonical_name,
+    core_parameters,
+    core_policy_names,
+    policy_class,
+)
 
 
 class SeededPolicy(DefaultBatchSizeOptimizer):
@@ -85,3 +91,17 @@ def test_seed_goes_to_every_constructor_that_takes_one() -> None:
 def test_bad_policy_specs_are_one_clear_line(spec: str, args: dict[str, Any], match: str) -> None:
     with pytest.raises(ZeusConfigError, match=match):
         make_batch_size_optimizer(spec, 1, args)
+
+
+def test_core_policies_and_the_parameters_their_cores_take() -> None:
+    assert core_policy_names() == ["local-search-ts", "pruning-gts"]  # the BSO server hosts these
+    assert core_parameters("local_search_ts") == {"window_size", "explore_tolerance", "prior_cv"}
+    assert core_parameters("pruning-gts") == {
+        "window_size",
+        "num_pruning_rounds",
+        "prior_mean",
+        "prior_precision",
+        "num_explorations",
+    }
+    with pytest.raises(ZeusConfigError, match="'grid-search' has no per-job core"):
+        core_parameters("grid-search")

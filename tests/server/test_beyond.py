@@ -93,7 +93,8 @@ def test_list_jobs_with_paging(client: TestClient) -> None:
     assert [j["job_id"] for j in listed] == ids
     assert listed[0] == {
         "job_id": "test-0",
-        "stage": "pruning",
+        "policy": "local-search-ts",  # the server's default
+        "stage": "search",
         "num_trials": 0,
         "min_cost": None,
         "min_cost_batch_size": None,
@@ -116,7 +117,7 @@ def test_job_detail_has_spec_stage_min_cost_and_trials(client: TestClient) -> No
         128,
         256,
     ]
-    assert detail["stage"] == "pruning" and detail["num_trials"] == 2
+    assert detail["stage"] == "search" and detail["num_trials"] == 2
     assert detail["min_cost"] == 0.5 * 100.0 + 0.5 * 300.0 * 2.0
     assert detail["min_cost_batch_size"] == 64
     first, second = detail["trials"]
@@ -135,7 +136,7 @@ def test_metrics_in_prometheus_text_format(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
-    assert 'zeus_bso_jobs{stage="pruning"} 1.0' in text
+    assert 'zeus_bso_jobs{stage="search"} 1.0' in text
     assert 'zeus_bso_trials{status="running"} 1.0' in text
     assert 'zeus_bso_trials{status="succeeded"} 1.0' in text
     assert 'zeus_bso_requests_total{endpoint="predict",status="200"} 2.0' in text
@@ -177,8 +178,8 @@ def test_database_errors_never_leak_sql(
         state = conn.execute(text("SELECT policy_state_json FROM bso_jobs")).scalar_one()
         conn.execute(text("UPDATE bso_jobs SET policy_state_json = 'garbage'"))
     response = client.get("/jobs/batch_size", params={"job_id": job_id})
-    assert response.status_code == 500
-    assert response.json() == {"message": "internal server error"}
+    assert response.status_code == 409  # unreadable state: says what to do (see test_policies.py)
+    assert "cannot be read" in response.json()["message"] and "garbage" not in response.text
     with engine.begin() as conn:  # now a valid state, but a table gone: the SQL itself fails
         conn.execute(text("UPDATE bso_jobs SET policy_state_json = :s"), {"s": state})
         conn.execute(text("DROP TABLE bso_trials"))

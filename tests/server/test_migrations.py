@@ -1,14 +1,16 @@
-"""Migration 0002 (lease epochs) on a database that jobs already use at revision 0001."""
+"""Migrations on databases that jobs already use: 0002 (lease epochs) from 0001, 0003 (each job
+names its policy) from 0002, and back."""
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, text
 
 from tests.server.conftest import FakeClock, job_spec, local_client
-from tests.server.test_api import predict, report
+from tests.server.test_api import predict, register, report
 from zeus.optimizer.batch_size.schemas import JobSpecFromClient
 from zeus.policy import pruning_gts
 from zeus.server import ServerSettings, create_app
@@ -66,9 +68,83 @@ def _use(client: TestClient, clock: FakeClock) -> None:
     assert detail["trials"][0]["lease_expires_at"] == clock.now + 120.0
 
 
-def test_head_is_the_lease_epochs_revision() -> None:
+def _insert_0002_job(database_url: str, job_id: str) -> pruning_gts.PruningGTSState:
+    """A job as the server at revision 0002 stored it: a spec without the fields that came later,
+    the paper's state a few trials into pruning; returns that state."""
+    spec = JobSpecFromClient.model_validate(job_spec(job_id=job_id))
+    old_spec = spec.model_dump_json(exclude={"policy", "explore_tolerance", "prior_cv"})
+    state = pruning_gts.new_state(spec.batch_sizes, spec.default_batch_size, seed=spec.mab_seed)
+    for cost in (1000.0, 800.0):  # the default, then the next smaller batch size, converged
+        batch_size, exploration = pruning_gts.next_batch_size(state)
+        pruning_gts.observe(state, batch_size, cost, True, exploration)
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO bso_jobs (job_id, spec_json, policy_state_json, stage, num_trials,"
+                " min_cost, min_cost_batch_size, created_at, updated_at)"
+                " VALUES (:job_id, :spec, :state, 'pruning', 2, :min_cost, :min_bs, 1, 1)"
+            ),
+            {
+                "job_id": job_id,
+                "spec": old_spec,
+                "state": state.to_json(),
+                "min_cost": state.min_cost,
+                "min_bs": state.min_cost_bs,
+            },
+        )
+    engine.dispose()
+    return state
+
+
+def test_0003_keeps_existing_jobs_on_the_papers_policy(database_url: str, clock: FakeClock) -> None:
+    _alembic(database_url, "0002_lease_epochs")
+    assert "policy" not in _columns(database_url)
+    state = _insert_0002_job(database_url, "test-paper")
+    settings = ServerSettings(database_url=database_url)
+    assert settings.default_policy == "local-search-ts"  # new jobs get the other policy
+    app = create_app(settings, clock=clock)  # migrates to head
+    with local_client(app) as client:
+        detail = client.get("/jobs/test-paper").json()
+        assert (detail["policy"], detail["spec"]["policy"], detail["stage"]) == (
+            "pruning-gts",
+            "pruning-gts",
+            "pruning",
+        )
+        # The original client registers the same spec again (no policy field): the same job.
+        again = client.post("/jobs", json=job_spec(job_id="test-paper"))
+        assert again.status_code == 200 and again.json()["policy"] == "pruning-gts"
+        expected, _ = pruning_gts.next_batch_size(state)  # pruning goes on where it was
+        assert predict(client, "test-paper")["batch_size"] == expected
+        assert register(client, job_id="test-new")["policy"] == "local-search-ts"
+        assert client.delete("/jobs", params={"job_id": "test-new"}).status_code == 200
+    _alembic(database_url, "0002_lease_epochs", down=True)
+    assert "policy" not in _columns(database_url)
+    engine = create_engine(database_url)
+    with engine.connect() as conn:  # what revision 0002 reads: the paper's state, moved on
+        stored = conn.execute(text("SELECT policy_state_json FROM bso_jobs")).scalar_one()
+    engine.dispose()
+    assert pruning_gts.PruningGTSState.from_json(stored).exploration_in_flight == expected
+
+
+def test_0003_downgrade_refuses_while_other_policies_jobs_exist(
+    database_url: str, clock: FakeClock
+) -> None:
+    app = create_app(ServerSettings(database_url=database_url), clock=clock)
+    with local_client(app) as client:
+        job_id = register(client, job_id="test-searching")["job_id"]
+        with pytest.raises(RuntimeError, match="jobs 'test-searching' use a policy other than"):
+            _alembic(database_url, "0002_lease_epochs", down=True)
+        assert "policy" in _columns(database_url)  # nothing changed
+        assert client.get(f"/jobs/{job_id}").json()["policy"] == "local-search-ts"
+        assert client.delete("/jobs", params={"job_id": job_id}).status_code == 200
+    _alembic(database_url, "0002_lease_epochs", down=True)
+    assert "policy" not in _columns(database_url)
+
+
+def test_head_is_the_job_policy_revision() -> None:
     from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    assert ScriptDirectory.from_config(config).get_current_head() == "0002_lease_epochs"
+    assert ScriptDirectory.from_config(config).get_current_head() == "0003_job_policy"

@@ -1,8 +1,9 @@
 """DESIGN principle 1: every host decides exactly as the shared policy core does.
 
-One observation sequence goes to `zeus.policy.pruning_gts` in process and to the server over HTTP
-(its state stored in the database between requests); every decision must be the same, through
-pruning and into Thompson sampling, whose RNG state survives the round trips through the database.
+For every policy with a per-job core, one observation sequence goes to the core in process and to
+the server over HTTP (its state stored in the database between requests); every decision must be
+the same, through the policy's exploration and into Thompson sampling, whose RNG state survives the
+round trips through the database.
 The simulator and ZeusMaster, for every per-job-core policy, decide as the core fed the observation
 sequence they produced.
 """
@@ -22,9 +23,9 @@ from tests.server.conftest import job_spec
 from tests.server.test_api import register, report
 from zeus.cost import zeus_cost
 from zeus.job import Job
-from zeus.policy import JITPowerLimitOptimizer, make_batch_size_optimizer, pruning_gts
+from zeus.policy import JITPowerLimitOptimizer, make_batch_size_optimizer
 from zeus.policy.batch_size import PerJobCoreOptimizer, _seed_int
-from zeus.policy.registry import policy_class
+from zeus.policy.registry import core_policy_names, policy_class
 from zeus.run.history import load_series
 from zeus.run.master import ZeusMaster
 from zeus.simulate import Simulator, workload
@@ -41,7 +42,17 @@ def _outcome(rng: np.random.Generator, batch_size: int) -> tuple[float, float, b
     return time_s, 200.0 * time_s, batch_size != 16
 
 
-def test_server_decisions_equal_policy_core(client: TestClient) -> None:
+# Every policy with a pure per-job core, in the registry's order: the simulator, ZeusMaster and the
+# server all host each of them, and all three must decide as the core does.
+CORE_POLICIES = ["local-search-ts", "pruning-gts"]
+
+
+def test_the_parity_tests_cover_every_core_policy() -> None:
+    assert core_policy_names() == CORE_POLICIES
+
+
+@pytest.mark.parametrize("name", CORE_POLICIES)
+def test_server_decisions_equal_policy_core(name: str, client: TestClient) -> None:
     spec = job_spec(
         batch_sizes=BATCH_SIZES,
         default_batch_size=64,
@@ -50,34 +61,45 @@ def test_server_decisions_equal_policy_core(client: TestClient) -> None:
         max_epochs=MAX_EPOCHS,
         eta_knob=ETA,
         max_power=MAX_POWER_W,
-        num_pruning_rounds=2,
+        policy=name,
     )
     job_id = register(client, **spec)["job_id"]
-    state = pruning_gts.new_state(BATCH_SIZES, 64, seed=11, num_pruning_rounds=2)
+    core = policy_class(name).core
+    state = core.new_state(BATCH_SIZES, 64, seed=11)
     rng = np.random.default_rng(0)
-    decisions = []
-    for _ in range(40):
-        expected, exploration = pruning_gts.next_batch_size(state)
-        trial = client.get("/jobs/batch_size", params={"job_id": job_id}).json()
-        assert trial["batch_size"] == expected
-        decisions.append(expected)
-        time_s, energy_j, reached = _outcome(rng, expected)
-        cost = zeus_cost(energy_j, time_s, ETA, MAX_POWER_W)
-        within = state.min_cost is None or cost <= BETA * state.min_cost
-        answer = report(
-            client,
-            trial,
-            time=time_s,
-            energy=energy_j,
-            metric=0.9 if reached else 0.1,
-            current_epoch=MAX_EPOCHS,
-        )
-        assert answer["converged"] == (reached and within)
-        pruning_gts.observe(state, expected, cost, reached and within, exploration)
-    assert state.stage == pruning_gts.STAGE_BANDIT  # the sequence reached Thompson sampling
+    decisions, stages = [], []
+    for step in range(40):
+        # Every third step two trials run at once: the second is handed out while the first (maybe
+        # an exploration) is still running.
+        handed_out = []
+        for _ in range(2 if step % 3 == 2 else 1):
+            expected, exploration = core.next_batch_size(state)
+            trial = client.get("/jobs/batch_size", params={"job_id": job_id}).json()
+            assert trial["batch_size"] == expected
+            decisions.append(expected)
+            handed_out.append((trial, exploration))
+        for trial, exploration in handed_out:
+            time_s, energy_j, reached = _outcome(rng, trial["batch_size"])
+            cost = zeus_cost(energy_j, time_s, ETA, MAX_POWER_W)
+            within = state.min_cost is None or cost <= BETA * state.min_cost
+            answer = report(
+                client,
+                trial,
+                time=time_s,
+                energy=energy_j,
+                metric=0.9 if reached else 0.1,
+                current_epoch=MAX_EPOCHS,
+            )
+            assert answer["converged"] == (reached and within)
+            core.observe(state, trial["batch_size"], cost, reached and within, exploration)
+        stage = client.get(f"/jobs/{job_id}").json()["stage"]
+        assert stage == core.stage(state)
+        stages.append(stage)
+    assert stages[0] == {"local-search-ts": "search", "pruning-gts": "pruning"}[name]
+    assert stages[-1] == "bandit"  # the sequence reached Thompson sampling
     assert len(set(decisions[-20:])) > 1  # and sampling still explores between arms
     detail = client.get(f"/jobs/{job_id}").json()
-    assert detail["stage"] == "bandit"
+    assert detail["policy"] == name and detail["spec"]["policy"] == name
     assert (
         detail["min_cost"] == state.min_cost and detail["min_cost_batch_size"] == state.min_cost_bs
     )
@@ -85,8 +107,7 @@ def test_server_decisions_equal_policy_core(client: TestClient) -> None:
 
 # The simulator and ZeusMaster host every per-job-core policy through the same wrapper
 # (`zeus.policy.batch_size.PerJobCoreOptimizer`); each must decide as the pure core does when fed the
-# observation sequence that host produced. (The server side of the new policy comes with phase 2.)
-CORE_POLICIES = ["pruning-gts", "local-search-ts"]
+# observation sequence that host produced.
 
 
 def _replay_through_core(

@@ -68,10 +68,17 @@ def _first_epoch_stops(client: TestClient | httpx.Client, job_id: str) -> bool:
     return stop
 
 
-def test_reset_recovers_a_poisoned_job(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(token="s3cret")
+@pytest.mark.parametrize(
+    ("policy", "other", "first_stage"),
+    [("local-search-ts", "pruning-gts", "search"), ("pruning-gts", "local-search-ts", "pruning")],
+)
+def test_reset_recovers_a_poisoned_job(
+    policy: str, other: str, first_stage: str, make_client: Callable[..., TestClient]
+) -> None:
+    # The job keeps its own policy across the reset, whatever the server's default.
+    client = make_client(token="s3cret", default_policy=other)
     client.headers["Authorization"] = "Bearer s3cret"
-    job_id = register(client)["job_id"]
+    job_id = register(client, policy=policy)["job_id"]
     _poison(client, job_id)
     assert _first_epoch_stops(client, job_id)  # every later trial is stopped at its first epoch
     running = predict(client, job_id)
@@ -83,17 +90,18 @@ def test_reset_recovers_a_poisoned_job(make_client: Callable[..., TestClient]) -
     assert reset.status_code == 200, reset.text
     assert reset.json() | {"created_at": 0} == {
         "job_id": job_id,
-        "stage": "pruning",
+        "policy": policy,
+        "stage": first_stage,
         "num_trials": 3,
         "min_cost": None,
         "min_cost_batch_size": None,
         "created_at": 0,
     }
-    assert not _first_epoch_stops(client, job_id)  # trains again; pruning starts over
+    assert not _first_epoch_stops(client, job_id)  # trains again; the policy starts over
     trials = client.get(f"/jobs/{job_id}").json()["trials"]
     assert len(trials) == 4 and trials[0]["cost"] < 1  # the history is kept
     assert trials[3]["exploration"] and trials[3]["batch_size"] == 64  # the default first, again
-    # A trial that was running at the reset ends as usual but no longer drives pruning.
+    # A trial that was running at the reset ends as usual but no longer drives the exploration.
     assert trials[2]["trial_number"] == running["trial_number"]
     assert trials[2]["exploration"] is False and trials[2]["status"] == "running"
     assert client.post("/admin/jobs/reset", params={"job_id": "nope"}).status_code == 404
@@ -124,5 +132,8 @@ def test_zeus_bso_reset_command(
         assert without.exit_code != 0 and "401" in str(without.exception)
         result = CliRunner().invoke(cli, [*args, "--token-file", str(token_file)])
         assert result.exit_code == 0, result.output
-        assert "job test-poisoned reset: stage pruning, no minimum cost" in result.output
+        assert (
+            "job test-poisoned reset: policy local-search-ts, stage search, no minimum cost"
+            in result.output
+        )
         assert not _first_epoch_stops(http, "test-poisoned")

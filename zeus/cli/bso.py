@@ -36,10 +36,11 @@ def reset(
         None, help="File holding the server's token (default: env ZEUS_BSO_TOKEN)."
     ),
 ) -> None:
-    """Forget what a job learned: per-batch-size costs, minimum cost, pruning progress.
+    """Forget what a job learned: per-batch-size costs, minimum cost, exploration progress.
 
     For a job that a bad report (a broken energy meter, a unit error) left stopping every trial
-    at its first epoch. The job keeps its id, spec and trial history and starts pruning again.
+    at its first epoch, or whose stored state the server cannot read. The job keeps its id, spec,
+    policy and trial history, and its policy starts over as if the job were just registered.
     """
     from zeus.cli.console import make_console
     from zeus.optimizer.batch_size._client_http import BSOHttp
@@ -51,7 +52,8 @@ def reset(
     finally:
         http.close()
     make_console().print(
-        f"job {job['job_id']} reset: stage {job['stage']}, no minimum cost; its "
+        f"job {job['job_id']} reset: policy {job.get('policy', 'pruning-gts')}, stage "
+        f"{job['stage']}, no minimum cost; its "
         f"{job['num_trials']} trials stay as history",
         markup=False,
     )

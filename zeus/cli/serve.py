@@ -51,6 +51,11 @@ def serve(
         "--access-log/--no-access-log",
         help="Log every request (env ZEUS_BSO_ACCESS_LOG; off).",
     ),
+    default_policy: str = typer.Option(
+        None,
+        help="Batch-size policy of jobs whose spec names none: local-search-ts or pruning-gts "
+        "(env ZEUS_BSO_DEFAULT_POLICY; local-search-ts).",
+    ),
     migrate_only: bool = typer.Option(
         False, "--migrate-only", help="Create or migrate the database schema, then exit."
     ),
@@ -71,6 +76,7 @@ def serve(
         lease_seconds=lease_seconds,
         log_level=log_level,
         access_log=access_log,
+        default_policy=default_policy,
     )
     if token is not None:
         console.print(

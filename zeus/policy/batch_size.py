@@ -30,10 +30,12 @@ class PerJobCoreOptimizer(BatchSizeOptimizer):
 
     The core module provides ``new_state(batch_sizes, default_bs, *, seed, **params)``,
     ``next_batch_size(state) -> (batch_size, is_exploration)``, ``observe(state, batch_size, cost,
-    converged, was_exploration)`` and ``best_batch_size(state)``; its state has ``to_dict`` /
-    ``from_dict`` and ``exploration_in_flight``. With ``concurrency=True``, predicting while an
-    exploration is in flight gives a concurrent trial at the best known batch size; with
-    ``concurrency=False`` (one recurrence at a time) it hands the unobserved exploration out again.
+    converged, was_exploration)``, ``best_batch_size(state)`` and ``stage(state)`` (where the job
+    stands, for the BSO server); its state has ``to_dict`` / ``from_dict``,
+    ``exploration_in_flight`` and ``min_cost`` / ``min_cost_bs`` (the cheapest single run that
+    reached the target). With ``concurrency=True``, predicting while an exploration is in flight
+    gives a concurrent trial at the best known batch size; with ``concurrency=False`` (one
+    recurrence at a time) it hands the unobserved exploration out again.
     """
 
     core: ClassVar[Any]

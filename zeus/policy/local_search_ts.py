@@ -24,8 +24,9 @@ try as the user pays for it:
 The per-job state is one :class:`LocalSearchTSState` that round-trips through JSON (``to_dict`` /
 ``from_dict``, ``to_json`` / ``from_json``), driven by the same four functions as the paper's core:
 ``new_state``, ``next_batch_size`` (mutates: RNG draws, exploration in flight), ``observe`` and
-``best_batch_size``. While an exploration is in flight, ``next_batch_size`` gives concurrent trials
-the best known batch size (``is_exploration=False``).
+``best_batch_size``, plus ``stage`` for hosts that report where a job stands. While an exploration
+is in flight, ``next_batch_size`` gives concurrent trials the best known batch size
+(``is_exploration=False``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ import numpy as np
 
 from zeus.errors import ZeusConfigError, check_range
 from zeus.policy._core import NoFeasibleBatchSize, check_batch_sizes, decode_rng, encode_rng
+
+# Stages (`stage`): nothing reached the target yet, or the best batch size has an untried
+# neighbour; the best one's neighbours are all tried (Thompson sampling, mostly, from here on);
+# every candidate tried and none reached the target (in its window).
+STAGE_SEARCH, STAGE_BANDIT, STAGE_INFEASIBLE = "search", "bandit", "infeasible"
 
 PRIOR_DOF = 2.0
 """Weight, in degrees of freedom (runs beyond the first), of ``prior_cv`` in the job's pooled spread
@@ -150,6 +156,19 @@ def best_batch_size(state: LocalSearchTSState) -> int:
     """The batch size with the lowest cost per reached target, else the default."""
     stats = _arm_stats(state)
     return min(stats, key=lambda b: (stats[b][0], b)) if stats else state.default_bs
+
+
+def stage(state: LocalSearchTSState) -> str:
+    """``search``, ``bandit``, or ``infeasible`` (`next_batch_size` raises `NoFeasibleBatchSize`)."""
+    stats = _arm_stats(state)
+    sizes = state.batch_sizes
+    if not stats:
+        untried = any(b not in state.costs for b in sizes)
+        idle = state.exploration_in_flight is None
+        return STAGE_INFEASIBLE if idle and not untried else STAGE_SEARCH
+    i = sizes.index(min(stats, key=lambda b: (stats[b][0], b)))
+    neighbours = sizes[max(i - 1, 0) : i + 2]
+    return STAGE_SEARCH if any(b not in state.costs for b in neighbours) else STAGE_BANDIT
 
 
 def next_batch_size(state: LocalSearchTSState) -> tuple[int, bool]:

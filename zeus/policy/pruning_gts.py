@@ -29,6 +29,9 @@ prior_mean=0.0, prior_precision=0.0, num_explorations=2) -> PruningGTSState``
 ``best_batch_size(state) -> int``
     The cheapest known batch size (``min_cost_bs``), or the default before anything converged.
 
+``stage(state) -> str``
+    Where the job stands, for hosts that report it: ``pruning``, ``bandit`` or ``infeasible``.
+
 Pruning (``num_pruning_rounds`` rounds): with the round's default ``d`` (first round: ``default_bs``),
 try ``d``, then each smaller candidate in descending order until one fails, then each larger one in
 ascending order until one fails. The candidates that converged survive into the next round, whose
@@ -51,6 +54,7 @@ from zeus.policy._core import check_batch_sizes, decode_rng, encode_rng
 
 STAGE_PRUNING = "pruning"
 STAGE_BANDIT = "bandit"
+STAGE_INFEASIBLE = "infeasible"
 # Where the current pruning round stands: its default not tried yet, going down, going up.
 _DEFAULT, _DOWN, _UP = "default", "down", "up"
 
@@ -195,6 +199,11 @@ def new_state(
 def best_batch_size(state: PruningGTSState) -> int:
     """The cheapest batch size that converged so far, else the default."""
     return state.min_cost_bs if state.min_cost_bs is not None else state.default_bs
+
+
+def stage(state: PruningGTSState) -> str:
+    """``pruning``, ``bandit``, or ``infeasible`` (`next_batch_size` raises `NoFeasibleBatchSize`)."""
+    return STAGE_INFEASIBLE if state.infeasible else state.stage
 
 
 def next_batch_size(state: PruningGTSState) -> tuple[int, bool]:

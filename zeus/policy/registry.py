@@ -20,6 +20,7 @@ from zeus.policy.batch_size import (
     DefaultBatchSizeOptimizer,
     GridSearchBatchSizeOptimizer,
     LocalSearchTSBatchSizeOptimizer,
+    PerJobCoreOptimizer,
     PruningGTSBatchSizeOptimizer,
 )
 
@@ -36,6 +37,21 @@ ALIASES = {name.replace("-", "_"): name for name in BATCH_SIZE_POLICIES if "-" i
 def policy_names() -> str:
     """The registered names, for help texts and error messages."""
     return ", ".join(BATCH_SIZE_POLICIES)
+
+
+def core_policy_names() -> list[str]:
+    """The registered policies with a pure per-job core (`PerJobCoreOptimizer`): the ones the BSO
+    server hosts, since it keeps one core state per job in its database."""
+    return [n for n, c in BATCH_SIZE_POLICIES.items() if issubclass(c, PerJobCoreOptimizer)]
+
+
+def core_parameters(policy: str) -> frozenset[str]:
+    """The keyword parameters a core policy's ``new_state`` takes besides ``seed``."""
+    cls = policy_class(policy)
+    if not issubclass(cls, PerJobCoreOptimizer):
+        raise ZeusConfigError(f"policy {policy!r} has no per-job core")
+    params = inspect.signature(cls.core.new_state).parameters
+    return frozenset(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n != "seed")
 
 
 def canonical_name(policy: str) -> str:

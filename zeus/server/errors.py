@@ -45,12 +45,30 @@ class JobInfeasible(DomainError):
     status_code = 409
 
 
+class StateUnreadable(DomainError):
+    """The job's stored policy state is malformed, or of a policy or format this server does not
+    read; the message says what to do (reset, or delete and register again)."""
+
+    status_code = 409
+
+
 class Unauthorized(DomainError):
     status_code = 401
 
 
 class ImplausibleReport(DomainError):
     """A report whose time or energy no working job sends (answered like a validation error)."""
+
+    status_code = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidSpec(DomainError):
+    """A job spec the wire schema accepts but the server cannot host (answered like a validation
+    error): an unknown policy, or a parameter the job's policy does not take."""
 
     status_code = 422
 

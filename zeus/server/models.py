@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, MetaData, String
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from zeus.optimizer.batch_size.schemas import MAX_JOB_ID_LEN, MAX_MESSAGE_LEN
+from zeus.optimizer.batch_size.schemas import MAX_JOB_ID_LEN, MAX_MESSAGE_LEN, MAX_POLICY_LEN
 
 # MySQL's TEXT stops at 64 KiB; a policy state with a long history needs more.
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
@@ -18,6 +18,8 @@ LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 JobIdType = String(MAX_JOB_ID_LEN).with_variant(
     mysql.VARCHAR(MAX_JOB_ID_LEN, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
 )
+
+PAPER_POLICY = "pruning-gts"
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -37,8 +39,11 @@ class JobRow(Base):
     __tablename__ = "bso_jobs"
 
     job_id: Mapped[str] = mapped_column(JobIdType, primary_key=True)
-    spec_json: Mapped[str] = mapped_column(LongText)
-    policy_state_json: Mapped[str] = mapped_column(LongText)
+    spec_json: Mapped[str] = mapped_column(LongText)  # the spec without its policy
+    # The registered name of the job's batch-size policy; jobs from before it was stored were all
+    # the paper's policy (migration 0003).
+    policy: Mapped[str] = mapped_column(String(MAX_POLICY_LEN), server_default=PAPER_POLICY)
+    policy_state_json: Mapped[str] = mapped_column(LongText)  # `state.to_dict()` of that policy
     stage: Mapped[str] = mapped_column(String(16))
     num_trials: Mapped[int] = mapped_column(BigInteger, default=0)
     min_cost: Mapped[float | None] = mapped_column(Double, nullable=True)

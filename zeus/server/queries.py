@@ -110,9 +110,10 @@ class Queries:
         trial = (trials.job_id == _bind("job_id"), trials.trial_number == _bind("trial_number"))
         running = (trials.job_id == _bind("job_id"), trials.status == "running")
         statements: dict[str, ClauseElement] = {
-            "spec": select(jobs.spec_json).where(job),
+            "spec": select(jobs.spec_json, jobs.policy).where(job),
             "lock_job": select(
                 jobs.spec_json,
+                jobs.policy,
                 jobs.policy_state_json,
                 jobs.num_trials,
                 jobs.min_cost,

@@ -18,6 +18,7 @@ def list_jobs(conn: Connection, limit: int, offset: int) -> list[JobSummary]:
     rows = conn.execute(
         select(
             JOBS.c.job_id,
+            JOBS.c.policy,
             JOBS.c.stage,
             JOBS.c.num_trials,
             JOBS.c.min_cost,
@@ -34,6 +35,7 @@ def list_jobs(conn: Connection, limit: int, offset: int) -> list[JobSummary]:
 def _summary(row: Row) -> JobSummary:
     return JobSummary(
         job_id=row.job_id,
+        policy=row.policy,
         stage=row.stage,
         num_trials=row.num_trials,
         min_cost=row.min_cost,
@@ -62,7 +64,9 @@ def job_detail(conn: Connection, job_id: str, trials_after: int, trials_limit: i
     ).all()
     return JobDetail(
         **_summary(row).model_dump(),
-        spec=JobSpecFromClient.model_validate_json(row.spec_json),
+        spec=JobSpecFromClient.model_validate_json(row.spec_json).model_copy(
+            update={"policy": row.policy}  # stored apart from the spec
+        ),
         trials=[_trial_info(t) for t in trials],
     )
 

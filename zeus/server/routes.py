@@ -109,7 +109,10 @@ def _clock(request: Request) -> Clock:
 async def register_job(spec: JobSpecFromClient, request: Request) -> Any:
     """Register a recurring job (201), or confirm the same registration again (200)."""
     clock = _clock(request)
-    echoed, created = await _write(request, lambda tx: store.register_job(tx, spec, clock))
+    default_policy = request.app.state.settings.default_policy
+    echoed, created = await _write(
+        request, lambda tx: store.register_job(tx, spec, clock, default_policy)
+    )
     return _json(echoed, 201 if created else 200)
 
 
@@ -184,7 +187,7 @@ async def metrics(request: Request) -> Response:
 
 @router.post("/admin/jobs/reset", response_model=JobSummary, responses=ERRORS)
 async def reset_job(job_id: JobIdQuery, request: Request) -> Any:
-    """Forget what the job learned (costs, minimum cost, pruning); its trials stay as history.
+    """Forget what the job learned (costs, minimum cost, pruning); its policy and trials stay.
 
     Needs the token (or, on a server without one, a client on the server's host)."""
     clock = _clock(request)

@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from zeus.errors import ZeusConfigError
+from zeus.policy.registry import DEFAULT_POLICY
+from zeus.server.policies import hosted_name
 
 ENV_PREFIX = "ZEUS_BSO_"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -78,6 +80,16 @@ class ServerSettings(BaseModel):
     migrate: bool = Field(
         default=True, description="Apply the shipped migrations when the app starts."
     )
+    default_policy: str = Field(
+        default=DEFAULT_POLICY,
+        description="Batch-size policy of the jobs whose spec names none (local-search-ts or "
+        "pruning-gts, the paper's).",
+    )
+
+    @field_validator("default_policy")
+    @classmethod
+    def _hosted_policy(cls, value: str) -> str:
+        return hosted_name(value)
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -1,7 +1,7 @@
 """What each write endpoint does to the database, inside the caller's transaction (`Tx`).
 
-Decisions come from the shared policy core (`zeus.policy.pruning_gts`); this module only stores its
-state per job and calls it. Every operation on a job first locks the job row (PostgreSQL/MySQL; SQLite
+Decisions come from the job's policy core (`policies.py`: ``local-search-ts``, ``pruning-gts``); this
+module only stores its state per job and calls it. Every operation on a job first locks the job row (PostgreSQL/MySQL; SQLite
 holds the database write lock already), so decisions of one job are serialised across processes.
 Leases (`leases.py`): each report renews a trial's lease; predict fails the job's running trials
 whose lease ran out (skipped while ``next_lease_expiry``, a lower bound of the running leases, lies
@@ -13,6 +13,7 @@ precompiled (`queries.py`).
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -31,9 +32,8 @@ from zeus.optimizer.batch_size.schemas import (
     TrainingResult,
     TrialId,
 )
-from zeus.policy import pruning_gts
-from zeus.policy.pruning_gts import NoFeasibleBatchSize, PruningGTSState
-from zeus.server import reads
+from zeus.policy.pruning_gts import NoFeasibleBatchSize
+from zeus.server import policies, reads
 from zeus.server.errors import (
     DomainError,
     ImplausibleReport,
@@ -50,7 +50,6 @@ from zeus.server.queries import Tx
 logger = logging.getLogger(__name__)
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
-STAGE_INFEASIBLE = "infeasible"
 # No GPU averages more than its power limit for long; twice the job's max_power is a unit error.
 MAX_POWER_RATIO = 2.0
 
@@ -81,51 +80,69 @@ class LockedJob:
 
     job_id: str
     spec: JobSpecFromClient
+    policy: str
     state_json: str
     num_trials: int
     min_cost: float | None
     next_lease_expiry: float | None
     longest_epoch_s: float | None
-    _state: PruningGTSState | None = None
+    _state: Any = None
 
     @property
-    def state(self) -> PruningGTSState:
+    def state(self) -> Any:
+        """The policy's state (`policies.load_state`: 409 with what to do when unreadable)."""
         if self._state is None:
-            self._state = PruningGTSState.from_json(self.state_json)
+            self._state = policies.load_state(self.job_id, self.policy, self.state_json, self.spec)
         return self._state
+
+    @property
+    def core(self) -> Any:
+        """The policy's core module (next_batch_size, observe, stage)."""
+        return policies.hosted_or_refuse(self.job_id, self.policy).core
 
     @property
     def changed(self) -> bool:
         return self._state is not None
 
 
-def stage_of(state: PruningGTSState) -> str:
-    return STAGE_INFEASIBLE if state.infeasible else state.stage
-
-
 # ---------------------------------------------------------------------------------------- register
 
 
-def register_job(tx: Tx, spec: JobSpecFromClient, clock: Clock) -> tuple[Any, bool]:
-    """Create the job, or confirm an identical registration. Returns (spec echoed, created)."""
+def register_job(
+    tx: Tx, spec: JobSpecFromClient, clock: Clock, default_policy: str
+) -> tuple[Any, bool]:
+    """Create the job, or confirm an identical registration. Returns (spec echoed, created).
+
+    The echo names the job's policy. A spec without one matches the job whatever its policy (the
+    original client never sends one, and the server's default may have changed since).
+    """
     if spec.job_id is None:
         spec = spec.model_copy(update={"job_id": f"{spec.job_id_prefix}-{secrets.token_hex(4)}"})
-    existing = tx.q.spec.scalar(tx.conn, job_id=spec.job_id)
+    existing = tx.q.spec.first(tx.conn, job_id=spec.job_id)
     if existing is not None:
-        stored = parse_spec(existing)
+        stored = parse_spec(existing.spec_json)
         if not stored.same_job_as(spec):
             raise SpecConflict(
                 f"job {spec.job_id!r} is already registered with a different spec; "
                 "register under a new job_id or delete the job first"
             )
-        return stored, False
-    state = _fresh_state(spec)
+        asked = None if spec.policy is None else policies.resolve_policy(spec, default_policy)
+        if asked is not None and asked != existing.policy:
+            raise SpecConflict(
+                f"job {spec.job_id!r} is already registered with policy {existing.policy}, not "
+                f"{asked}; register under a new job_id or delete the job first"
+            )
+        return stored.model_copy(update={"policy": existing.policy}), False
+    policy = policies.resolve_policy(spec, default_policy)
+    spec = spec.model_copy(update={"policy": policy})
+    state = policies.fresh_state(spec, policy)
     tx.conn.execute(
         insert(JOBS).values(
             job_id=spec.job_id,
-            spec_json=spec.model_dump_json(),
-            policy_state_json=state.to_json(),
-            stage=stage_of(state),
+            spec_json=spec.model_dump_json(exclude={"policy"}),  # the policy has its own column
+            policy=policy,
+            policy_state_json=json.dumps(state.to_dict()),
+            stage=policies.stage_of(policy, state),
             num_trials=0,
             created_at=clock.now,
             updated_at=clock.now,
@@ -133,23 +150,14 @@ def register_job(tx: Tx, spec: JobSpecFromClient, clock: Clock) -> tuple[Any, bo
     )
     sizes = spec.batch_sizes  # bounded log line, however many candidates
     logger.info(
-        "registered job %s (%d batch sizes, %d to %d)", spec.job_id, len(sizes), sizes[0], sizes[-1]
+        "registered job %s (%s, %d batch sizes, %d to %d)",
+        spec.job_id,
+        policy,
+        len(sizes),
+        sizes[0],
+        sizes[-1],
     )
     return spec, True
-
-
-def _fresh_state(spec: JobSpecFromClient) -> PruningGTSState:
-    """The policy state of a job that has learned nothing yet."""
-    return pruning_gts.new_state(
-        spec.batch_sizes,
-        spec.default_batch_size,
-        seed=spec.mab_seed,
-        num_pruning_rounds=spec.num_pruning_rounds,
-        window_size=spec.window_size,
-        prior_mean=spec.mab_prior_mean,
-        prior_precision=spec.mab_prior_precision,
-        num_explorations=spec.mab_num_explorations,
-    )
 
 
 # ------------------------------------------------------------------------------------ job locking
@@ -162,6 +170,7 @@ def _lock_job(tx: Tx, job_id: str, missing: type[DomainError]) -> LockedJob:
     return LockedJob(
         job_id=job_id,
         spec=parse_spec(row.spec_json),
+        policy=row.policy,
         state_json=row.policy_state_json,
         num_trials=row.num_trials,
         min_cost=row.min_cost,
@@ -175,8 +184,8 @@ def _save_job(tx: Tx, job: LockedJob, clock: Clock) -> None:
     tx.q.save_job.execute(
         tx.conn,
         job_id=job.job_id,
-        state=state.to_json(),
-        stage=stage_of(state),
+        state=json.dumps(state.to_dict()),
+        stage=policies.stage_of(job.policy, state),
         num_trials=job.num_trials,
         min_cost=state.min_cost,
         min_cost_bs=state.min_cost_bs,
@@ -210,7 +219,7 @@ def _abandon(tx: Tx, job: LockedJob, number: int, trial: Any, why: str, clock: C
     """End a running trial as failed; the policy observes a failure (see `abandoned_cost`)."""
     state = job.state
     cost = abandoned_cost(trial.cost, state.min_cost, job.spec.beta_knob)
-    pruning_gts.observe(state, trial.batch_size, cost, False, bool(trial.exploration))
+    job.core.observe(state, trial.batch_size, cost, False, bool(trial.exploration))
     tx.q.abandon.execute(
         tx.conn, job_id=job.job_id, trial_number=number, message=why, now=clock.now
     )
@@ -225,7 +234,7 @@ def predict(tx: Tx, job_id: str, clock: Clock) -> PredictResponse:
     job = _lock_job(tx, job_id, UnknownJob)
     _expire_leases(tx, job, clock)
     try:
-        batch_size, exploration = pruning_gts.next_batch_size(job.state)
+        batch_size, exploration = job.core.next_batch_size(job.state)
     except NoFeasibleBatchSize as e:
         _save_job(tx, job, clock)  # keep expired leases expired: this error commits
         raise JobInfeasible(
@@ -321,7 +330,7 @@ def report(tx: Tx, result: TrainingResult, clock: Clock) -> ReportResponse:
     tx.q.finish.execute(
         tx.conn, status=status, converged=converged, message=message[:MAX_MESSAGE_LEN], **measured
     )
-    pruning_gts.observe(job.state, result.batch_size, cost, converged, bool(trial.exploration))
+    job.core.observe(job.state, result.batch_size, cost, converged, bool(trial.exploration))
     _save_job(tx, job, clock)
     return ReportResponse(stop_train=True, converged=converged, message=message)
 
@@ -419,13 +428,16 @@ def delete_job(tx: Tx, job_id: str) -> None:
 
 
 def reset_job(tx: Tx, job_id: str, clock: Clock) -> JobSummary:
-    """Forget what the job learned (costs, minimum cost, pruning); keep its spec and trial history.
+    """Forget what the job learned (costs, minimum cost, pruning); keep its spec, its policy and its
+    trial history: the job's state starts afresh, as at registration.
 
-    The way out for a job whose minimum cost a bad report drove to (almost) nothing. Trials still
-    running go on and end as usual, but their outcome only enters the batch sizes' history.
+    The way out for a job whose minimum cost a bad report drove to (almost) nothing, or whose stored
+    state this server cannot read. Trials still running go on and end as usual, but their outcome
+    only enters the batch sizes' history.
     """
     job = _lock_job(tx, job_id, JobNotFound)
-    job._state = _fresh_state(job.spec)
+    policies.hosted_or_refuse(job_id, job.policy)
+    job._state = policies.fresh_state(job.spec, job.policy)
     running = (TRIALS.c.job_id == job_id, TRIALS.c.status == RUNNING)
     tx.conn.execute(update(TRIALS).where(*running).values(exploration=False))
     _save_job(tx, job, clock)

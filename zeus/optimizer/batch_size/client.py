@@ -60,6 +60,12 @@ class JobSpec:
     ``job_id`` defaults to env ``ZEUS_JOB_ID`` (so every launch of the job is one recurring job);
     when neither is set the server generates ``{job_id_prefix}-{8 hex}`` (a one-off job).
     ``max_power`` (W), ``number_of_gpus`` and ``gpu_model`` default to what the monitor's GPUs say.
+
+    ``policy`` names the batch-size policy (``local-search-ts``, ``pruning-gts``); None: the
+    server's default. ``num_pruning_rounds`` and the ``mab_*`` parameters (``mab_seed`` aside) are
+    ``pruning-gts``'s, ``explore_tolerance`` and ``prior_cv`` are ``local-search-ts``'s (None: the
+    policy's default); ``window_size`` and ``mab_seed`` (the seed of the policy) apply to both. The
+    server refuses a parameter set for a policy that does not take it.
     """
 
     job_id_prefix: str
@@ -71,12 +77,15 @@ class JobSpec:
     target_metric: float = 0.5
     higher_is_better_metric: bool = True
     max_epochs: int = 100
+    policy: str | None = None
     num_pruning_rounds: int = 2
     window_size: int = 0
     mab_prior_mean: float = 0.0
     mab_prior_precision: float = 0.0
     mab_num_explorations: int = 2
     mab_seed: int | None = None
+    explore_tolerance: float | None = None
+    prior_cv: float | None = None
     max_power: float | None = None
     number_of_gpus: int | None = None
     gpu_model: str | None = None
@@ -112,6 +121,12 @@ class JobSpec:
         check_range("JobSpec.window_size", self.window_size, ge=0)
         check_range("JobSpec.mab_prior_precision", self.mab_prior_precision, ge=0)
         check_range("JobSpec.mab_num_explorations", self.mab_num_explorations, ge=0)
+        if self.policy is not None and not self.policy:
+            raise ZeusConfigError("JobSpec.policy must be a policy name or None (server default)")
+        if self.explore_tolerance is not None:
+            check_range("JobSpec.explore_tolerance", self.explore_tolerance, ge=0)
+        if self.prior_cv is not None:
+            check_range("JobSpec.prior_cv", self.prior_cv, gt=0)
         if self.max_power is not None:
             check_range("JobSpec.max_power", self.max_power, gt=0)
         if self.number_of_gpus is not None:
@@ -206,6 +221,7 @@ class BatchSizeOptimizer(Callback):
             backoff_s=backoff_s,
         )
         self._job_id: str | None = None
+        self._policy: str | None = None
         self._batch_size: int | None = None
         self._trial_number: int | None = None
         self._current_epoch = 0
@@ -223,6 +239,11 @@ class BatchSizeOptimizer(Callback):
     def job_id(self) -> str | None:
         """The job id the server knows this job by (set once registered)."""
         return self._job_id
+
+    @property
+    def policy(self) -> str | None:
+        """The batch-size policy the server runs for this job (set once registered)."""
+        return self._policy
 
     @property
     def current_batch_size(self) -> int | None:
@@ -250,11 +271,25 @@ class BatchSizeOptimizer(Callback):
         """Register the job (the same spec again is fine) and return its id."""
         if self._job_id is None:
             spec = self.job.resolved(self.monitor, self._world_size())
-            echoed = self._http.request("POST", "/jobs", json=spec.to_request())
-            self._job_id = _parse(schemas.JobSpec, echoed).job_id
-            if self._job_id is None:
+            echoed = _parse(
+                schemas.JobSpec, self._http.request("POST", "/jobs", json=spec.to_request())
+            )
+            if echoed.job_id is None:
                 raise ZeusServerError("BSO server registered the job without a job_id")
-            logger.info("BSO job %r registered at %s", self._job_id, self._http.base_url)
+            self._job_id, self._policy = echoed.job_id, echoed.policy
+            if spec.policy is not None and echoed.policy is None:
+                logger.warning(
+                    "BSO server at %s ignored policy %r: it predates per-job policies and runs "
+                    "its own (the paper's pruning-gts); upgrade it to choose",
+                    self._http.base_url,
+                    spec.policy,
+                )
+            logger.info(
+                "BSO job %r registered at %s (policy %s)",
+                self._job_id,
+                self._http.base_url,
+                self._policy or "pruning-gts",
+            )
         return self._job_id
 
     def get_batch_size(self) -> int:

@@ -21,6 +21,7 @@ SUFFIX_LEN = 9  # "-" + 8 hex chars appended to the prefix when the server gener
 MAX_PREFIX_LEN = MAX_JOB_ID_LEN - SUFFIX_LEN
 MAX_GPU_MODEL_LEN = 256
 MAX_MESSAGE_LEN = 1024
+MAX_POLICY_LEN = 64
 INT64_MAX = 2**63 - 1
 # Bounds that keep every cost finite: cost <= MAX_POWER_W * MAX_MEASURE (+ MAX_MEASURE).
 MAX_POWER_W = 1e12
@@ -75,12 +76,19 @@ class JobSpec(_Wire):
     target_metric: FiniteFloat = 0.5
     higher_is_better_metric: bool = True
     max_epochs: PositiveInt64 = 100
+    policy: Annotated[IdText, Field(min_length=1, max_length=MAX_POLICY_LEN)] | None = Field(
+        default=None,
+        description="The batch-size policy, e.g. `local-search-ts` or `pruning-gts`; null: the "
+        "server's default (or the policy whose parameters the spec sets).",
+    )
     num_pruning_rounds: Annotated[int, Field(ge=0, le=1_000)] = 2
     window_size: NonNegInt64 = 0
     mab_prior_mean: Annotated[float, Field(ge=-1e30, le=1e30, allow_inf_nan=False)] = 0.0
     mab_prior_precision: Annotated[float, Field(ge=0.0, le=1e30, allow_inf_nan=False)] = 0.0
     mab_num_explorations: Annotated[int, Field(ge=0, le=1_000)] = 2
     mab_seed: NonNegInt64 | None = None
+    explore_tolerance: Annotated[float, Field(ge=0.0, le=1e6, allow_inf_nan=False)] | None = None
+    prior_cv: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> JobSpec:
@@ -109,8 +117,9 @@ class JobSpecFromClient(JobSpec):
     gpu_model: Annotated[StorableText, Field(min_length=1, max_length=MAX_GPU_MODEL_LEN)]
 
     def same_job_as(self, other: JobSpecFromClient) -> bool:
-        """Whether two registrations describe the same job (the server then answers 200)."""
-        return self.model_dump() == other.model_dump()
+        """Whether two registrations describe the same job (the server then answers 200), the
+        policy aside: the server stores it apart and checks it on its own."""
+        return self.model_dump(exclude={"policy"}) == other.model_dump(exclude={"policy"})
 
 
 class TrialId(_Wire):
@@ -170,7 +179,11 @@ class JobSummary(_Wire):
     """One job as `GET /jobs` lists it."""
 
     job_id: str
-    stage: str = Field(description="pruning, mab, or failed (no batch size reached the target).")
+    policy: str = Field(description="The job's batch-size policy.")
+    stage: str = Field(
+        description="pruning or bandit (pruning-gts), search or bandit (local-search-ts), or "
+        "infeasible (no batch size reached the target)."
+    )
     num_trials: int
     min_cost: float | None
     min_cost_batch_size: int | None
