@@ -8,6 +8,7 @@ Bounded in time (``--seconds`` per K) and count (``--max-requests`` per K). Linu
 
     .venv/bin/python bench/bso_load.py                      # K = 1, 8, 64 on SQLite, one worker
     .venv/bin/python bench/bso_load.py --postgres --workers 2
+    .venv/bin/python bench/bso_load.py --policy pruning-gts  # default: the server's (local-search-ts)
 """
 
 from __future__ import annotations
@@ -194,10 +195,12 @@ class Recorder:
         return answer
 
 
-async def recurring_job(port: int, job_id: str, rec: Recorder, seed: int) -> None:
+async def recurring_job(
+    port: int, job_id: str, rec: Recorder, seed: int, policy: str | None
+) -> None:
     """register -> batch_size -> reports until stop -> ... until the run's bound."""
     rng = np.random.default_rng(seed)
-    spec = {
+    spec: dict[str, object] = {
         "job_id": job_id,
         "job_id_prefix": "bench",
         "batch_sizes": BATCH_SIZES,
@@ -209,6 +212,8 @@ async def recurring_job(port: int, job_id: str, rec: Recorder, seed: int) -> Non
         "number_of_gpus": 1,
         "gpu_model": "NVIDIA A40",
     }
+    if policy is not None:
+        spec["policy"] = policy
     conn = Connection(port)
     try:
         while not rec.done():
@@ -242,6 +247,7 @@ def run_load(
     max_requests: int,
     tag: str,
     warmup_s: float = 1.0,
+    policy: str | None = None,
 ) -> dict[str, object]:
     rec = Recorder(max_requests, time.perf_counter() + seconds)
     cpu_before = tree_cpu_s(server_pid)
@@ -249,7 +255,7 @@ def run_load(
 
     async def main() -> None:
         await asyncio.gather(
-            *(recurring_job(port, f"bench-{tag}-{jobs}-{i}", rec, i) for i in range(jobs))
+            *(recurring_job(port, f"bench-{tag}-{jobs}-{i}", rec, i, policy) for i in range(jobs))
         )
 
     try:
@@ -310,6 +316,7 @@ def main() -> None:
     )
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL")
+    parser.add_argument("--policy", default=None, help="the jobs' policy (default: the server's)")
     args = parser.parse_args()
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zeus-bso-bench-")))
@@ -319,13 +326,23 @@ def main() -> None:
         port, process = stack.enter_context(zeus_server(url, args.workers, tmp / "server.log"))
         tag = f"{os.getpid()}"
         rows = [
-            run_load(port, process.pid, int(k), args.seconds, args.max_requests, tag, args.warmup_s)
+            run_load(
+                port,
+                process.pid,
+                int(k),
+                args.seconds,
+                args.max_requests,
+                tag,
+                args.warmup_s,
+                args.policy,
+            )
             for k in args.jobs.split(",")
         ]
         backend = url.split(":", 1)[0]
         print_table(
             rows,
             f"BSO server load: {backend}, {args.workers} worker(s), "
+            f"policy {args.policy or 'the server default'}, "
             f"{os.cpu_count()} CPUs, bound {args.seconds:g} s / {args.max_requests} requests per K",
         )
         worst = max(r["batch_size"][1] for r in rows)  # type: ignore[index]

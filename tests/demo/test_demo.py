@@ -123,10 +123,30 @@ def test_demo_through_a_bso_server(tmp_path: Path) -> None:
         assert f"BSO server at {url}" in out
         series = load_series(tmp_path / "d" / "series")
         assert series is not None and series.completed_recurrences == 2
-        # the server ran pruning from the default batch size, and the master recorded its choices
+        # the server started from the default batch size, and the master recorded its choices
         assert [r.batch_size for r in series.runs if r.reached][:1] == [8]
         jobs = httpx.get(f"{url}/jobs").json()
-        assert len(jobs) == 1
+        assert len(jobs) == 1 and jobs[0]["policy"] == "local-search-ts"  # the server's default
+        assert "(policy local-search-ts, lr" in Path(series.runs[0].log_path).read_text()
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_demo_policy_reaches_the_server_job(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from zeus.cli import app
+    from zeus.demo.job import demo_job
+    from zeus.demo.train import parse_args
+
+    url = "http://127.0.0.1:9"
+    command = demo_job(tmp_path, url, "zeus-demo-1", "pruning-gts").command
+    assert command[-2:] == ("--policy", "pruning-gts")
+    assert "--policy" not in demo_job(tmp_path, url, "zeus-demo-1").command  # the server's default
+    filled = {"{target_metric}": "0.97", "{epochs}": "3"}
+    args = parse_args([filled.get(a, a) for a in command[3:]])
+    assert args.policy == "pruning-gts" and args.server == url
+    for policy, says in [("nope", "unknown policy 'nope'"), ("grid-search", "server hosts")]:
+        result = CliRunner().invoke(app, ["demo", "--server", url, "--policy", policy])
+        assert result.exit_code != 0 and says in str(result.exception)

@@ -40,6 +40,12 @@ def demo(
     server: str | None = typer.Option(
         None, "--server", help="Get batch sizes from this BSO server (zeus serve) instead."
     ),
+    policy: str | None = typer.Option(
+        None,
+        "--policy",
+        help="Batch-size policy: local-search-ts (the default), pruning-gts (the paper's), ...; "
+        "with --server, one the server hosts (default: the server's).",
+    ),
     show_output: bool = typer.Option(False, "--show-output", help="Show the jobs' own output."),
 ) -> None:
     """Run a recurring training job with Zeus and show the energy and time it saves."""
@@ -56,6 +62,7 @@ def demo(
     from zeus.errors import ZeusConfigError
     from zeus.policy import DEFAULT_POLICY, DefaultBatchSizeOptimizer, make_batch_size_optimizer
     from zeus.policy.base import BatchSizeOptimizer
+    from zeus.policy.registry import canonical_name, core_policy_names
     from zeus.run.master import JobChoosesBatchSize, ZeusMaster
 
     for module in ("torch", "sklearn"):
@@ -64,6 +71,12 @@ def demo(
                 f"zeus demo trains with torch on scikit-learn's digits: pip install torch scikit-learn "
                 f"({module} is missing)"
             )
+    if policy is not None:
+        policy = canonical_name(policy)  # a typo fails here, not in every run
+        if server is not None and policy not in core_policy_names():
+            raise ZeusConfigError(
+                f"--policy {policy}: a BSO server hosts {', '.join(core_policy_names())}"
+            )
     started = time.monotonic()
     console = make_console()
     num_recurrence = 6 if quick else recurrences
@@ -71,7 +84,7 @@ def demo(
     _prepare_out(out)
     gpu = choose_gpu(profile)
     bso_job_id = f"zeus-demo-{uuid.uuid4().hex[:8]}"
-    job = demo_job(out, server, bso_job_id)
+    job = demo_job(out, server, bso_job_id, policy)
     env = {"ZEUS_GPU": gpu.backend}
     console.rule("[bold]zeus demo")
     console.print(
@@ -99,19 +112,23 @@ def demo(
         f"({default.epochs} epochs at {default.power_limit_w} W)"
     )
 
-    policy: BatchSizeOptimizer = make_batch_size_optimizer(DEFAULT_POLICY, seed)
-    title = f"Zeus: {DEFAULT_POLICY} batch sizes, JIT power limits"
+    name = policy or DEFAULT_POLICY
+    chooser: BatchSizeOptimizer = make_batch_size_optimizer(name, seed)
+    title = f"Zeus: {name} batch sizes, JIT power limits"
     if server is not None:
-        policy = JobChoosesBatchSize()  # each run asks the server; the server applies beta
+        chooser = JobChoosesBatchSize()  # each run asks the server; the server applies beta
+        name = policy or "the server's default policy"
         title = (
-            f"Zeus: batch sizes from the BSO server {server} (job {bso_job_id}), JIT power limits"
+            f"Zeus: batch sizes from the BSO server {server} (job {bso_job_id}, {name}), "
+            "JIT power limits"
         )
         console.print(
-            f"Batch sizes come from the BSO server at [bold]{server}[/], job {bso_job_id}."
+            f"Batch sizes come from the BSO server at [bold]{server}[/], job {bso_job_id}, "
+            f"{name}."
         )
     view = SeriesView(num_recurrence, title)
     master = ZeusMaster(
-        policy,
+        chooser,
         out / "series",
         beta_knob=None if server else DEMO_BETA,
         profile_params=DEMO_PROFILE_PARAMS,

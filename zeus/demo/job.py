@@ -31,11 +31,17 @@ DEMO_PROFILE_PARAMS = (2, 5)
 """Warmup and measured steps per power limit: a 128-sample batch gives 36 steps per epoch."""
 
 
-def demo_job(workdir: Path, server: str | None = None, bso_job_id: str = "zeus-demo") -> Job:
+def demo_job(
+    workdir: Path,
+    server: str | None = None,
+    bso_job_id: str = "zeus-demo",
+    policy: str | None = None,
+) -> Job:
     """The demo's recurring job. Every recurrence retrains on the same data with the same seed, so
     the runs of one batch size differ only by measurement noise (and their power limit).
 
-    With ``server``, each run asks that BSO server for its batch size (the template has no ``{bs}``).
+    With ``server``, each run asks that BSO server for its batch size (the template has no ``{bs}``),
+    under ``policy`` (None: the server's default).
     """
     job = Job(
         dataset="digits",
@@ -80,6 +86,7 @@ def demo_job(workdir: Path, server: str | None = None, bso_job_id: str = "zeus-d
         str(DEMO_BETA),
         "--epochs",
         "{epochs}",
+        *(() if policy is None else ("--policy", policy)),
     )
     return dataclasses.replace(job, command=command)
 

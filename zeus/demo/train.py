@@ -84,6 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     server.add_argument("--target-metric", type=float)
     server.add_argument("--eta-knob", type=float, default=0.5)
     server.add_argument("--beta-knob", type=float, default=2.0)
+    server.add_argument("--policy", help="batch-size policy of the job (default: the server's)")
     args = parser.parse_args(argv)
     needed = (
         ["bso_job_id", "batch_sizes", "default_batch_size", "default_lr", "target_metric"]
@@ -111,11 +112,15 @@ def connect_bso(args: argparse.Namespace, monitor: Any) -> Any:
         target_metric=args.target_metric,
         max_epochs=args.epochs,
         mab_seed=args.seed,
+        policy=args.policy,
     )
     bso = BatchSizeOptimizer(monitor, args.server, spec)
     args.batch_size = bso.get_batch_size()
     args.lr = scale_lr(args.default_lr, args.default_batch_size, args.batch_size, optimizer="adam")
-    print(f"BSO server chose batch size {args.batch_size} (lr {args.lr:.4g})", flush=True)
+    print(
+        f"BSO server chose batch size {args.batch_size} (policy {bso.policy}, lr {args.lr:.4g})",
+        flush=True,
+    )
     return bso
 
 
