@@ -123,8 +123,7 @@ def demo(
             "JIT power limits"
         )
         console.print(
-            f"Batch sizes come from the BSO server at [bold]{server}[/], job {bso_job_id}, "
-            f"{name}."
+            f"Batch sizes come from the BSO server at [bold]{server}[/], job {bso_job_id}, {name}."
         )
     view = SeriesView(num_recurrence, title)
     master = ZeusMaster(
