@@ -21,10 +21,12 @@ def _alembic(database_url: str, revision: str, down: bool = False) -> None:
     engine = create_engine(database_url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(config, revision)
-    engine.dispose()
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(config, revision)
+    finally:  # a refused migration too: no connection left for the garbage collector to close
+        engine.dispose()
 
 
 def _columns(database_url: str) -> set[str]:
