@@ -1,8 +1,9 @@
 """What each write endpoint does to the database, inside the caller's transaction (`Tx`).
 
-Decisions come from the job's policy core (`policies.py`: ``local-search-ts``, ``pruning-gts``); this
-module only stores its state per job and calls it. Every operation on a job first locks the job row (PostgreSQL/MySQL; SQLite
-holds the database write lock already), so decisions of one job are serialised across processes.
+Decisions come from the core of each job's policy (`policies.py`: ``local-search-ts``,
+``pruning-gts``); this module only stores its state per job and calls it. Every operation on a job
+first locks the job row (PostgreSQL/MySQL; SQLite holds the database write lock already), so
+decisions of one job are serialised across processes.
 Leases (`leases.py`): each report renews a trial's lease; predict fails the job's running trials
 whose lease ran out (skipped while ``next_lease_expiry``, a lower bound of the running leases, lies
 ahead), and only predict: a report that comes first proves its trial alive. Reports with a zero or
@@ -32,7 +33,7 @@ from zeus.optimizer.batch_size.schemas import (
     TrainingResult,
     TrialId,
 )
-from zeus.policy.pruning_gts import NoFeasibleBatchSize
+from zeus.policy import NoFeasibleBatchSize
 from zeus.server import policies, reads
 from zeus.server.errors import (
     DomainError,
