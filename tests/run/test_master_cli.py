@@ -46,24 +46,49 @@ def write_job(tmp_path: Path, **overrides: Any) -> Path:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"policy": "bandit"}, "field 'policy'.*pruning_gts, default, grid_search"),
-        ({"eta_knob": 2}, "field 'eta_knob'.*less than or equal to 1"),
-        ({"max_epochs": 0}, "field 'max_epochs'.*greater than 0"),
-        ({"batch_sizes": []}, "field 'batch_sizes'"),
-        ({"colour": "red"}, "field 'colour'.*Extra inputs"),
+        ({"policy": "bandit"}, "policy: must be one of pruning_gts, default, grid_search"),
+        ({"eta_knob": 2}, r"eta_knob must be >= 0 and <= 1, got 2"),
+        ({"max_epochs": 0}, "max_epochs: must be > 0, got 0"),
+        ({"max_epochs": "ten"}, "max_epochs: must be a whole number, got 'ten'"),
+        ({"target_metric": None}, r"target_metric: must be a number, got nothing \(empty value\)"),
+        ({"batch_sizes": []}, "batch_sizes: must not be empty"),
+        (
+            {"default_batch_size": 48},
+            r"default_batch_size: 48 is not one of batch_sizes \[16, 32, 64\]",
+        ),
+        ({"colour": "red"}, "colour: unknown field"),
+        ({"max_epoch": 3}, "max_epoch: unknown field; did you mean max_epochs"),
         ({"profile_params": "10"}, "profile_params must be 'warmup,measure'"),
     ],
 )
 def test_bad_field_is_named(overrides: dict[str, Any], message: str) -> None:
-    with pytest.raises(ZeusConfigError, match=message):
+    with pytest.raises(ZeusConfigError, match="^job file: " + message):
         parse_job_file(job_data(**overrides))
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    path = write_job(tmp_path, max_epochs=0, workdir="missing", command="python x.py {depth}")
+    with pytest.raises(ZeusConfigError) as e:
+        load_job_file(path)
+    assert str(e.value).splitlines() == [
+        f"{path} has 3 problems:",
+        "  - command placeholder {depth} in '{depth}' is unknown; allowed: {bs}, {lr}, {seed}, "
+        "{epochs}, {slice_number}, {target_metric} (write {{ and }} for literal braces)",
+        "  - max_epochs: must be > 0, got 0",
+        f"  - workdir: {tmp_path / 'missing'} is not a folder",
+    ]
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(ZeusConfigError, match=r"empty\.yaml: the file is empty"):
+        load_job_file(tmp_path / "empty.yaml")
 
 
 def test_missing_field_is_named(tmp_path: Path) -> None:
     data = job_data()
     del data["target_metric"]
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(data))
-    with pytest.raises(ZeusConfigError, match="field 'target_metric': Field required"):
+    with pytest.raises(
+        ZeusConfigError, match=r"job.yaml: target_metric: missing \(the validation metric"
+    ):
         load_job_file(tmp_path / "job.yaml")
     data = job_data()
     data["b0"] = data.pop("default_batch_size") * 2  # b0 is an accepted alias

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
 from zeus.cli.console import make_console
-from zeus.cli.master import SeriesView
+from zeus.cli.series_view import SeriesView
 
 
 def _prepare_out(out: Path) -> None:
@@ -108,7 +107,7 @@ def demo(
         console.print(
             f"Batch sizes come from the BSO server at [bold]{server}[/], job {bso_job_id}."
         )
-    view = SeriesView(num_recurrence, title)
+    view = SeriesView(console, num_recurrence, title)
     master = ZeusMaster(
         policy,
         out / "series",
@@ -119,17 +118,7 @@ def demo(
         echo=echo,
         listener=view,
     )
-    with Live(view.render(), console=console, refresh_per_second=4, transient=True) as live:
-        view.live = live
-        try:
-            state = master.run(job, DEMO_BATCH_SIZES, num_recurrence)
-        except KeyboardInterrupt:
-            view.live = None
-            live.stop()
-            console.print(view.table())
-            console.print("[bold magenta]Interrupted.[/]")
-            raise typer.Exit(130) from None
-    console.print(view.table())
+    state = view.show(lambda: master.run(job, DEMO_BATCH_SIZES, num_recurrence))
     recs = state.recurrences()
     savings = compute_savings(default, recs, last_n=min(5, len(recs)))
     _print_savings(console, savings, gpu.simulated)

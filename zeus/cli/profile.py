@@ -49,7 +49,7 @@ def profile(
     """Profile a training script over batch sizes × power limits; write a train/power trace pair."""
     import os
 
-    from zeus.run.jobfile import parse_profile_params
+    from zeus.run.env import parse_profile_params
     from zeus.simulate.profiler import ProfiledRun, ProfileSpec, profile_workload
 
     console = make_console()
@@ -66,7 +66,7 @@ def profile(
         default_bs=default_bs,
         default_lr=lr,
         runs=runs,
-        profile_params=parse_profile_params(steps),
+        profile_params=parse_profile_params(steps, "--steps"),
     )
     backend = os.environ.get("ZEUS_GPU", "")
     if backend.startswith("replay:"):

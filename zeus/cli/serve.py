@@ -43,6 +43,9 @@ def serve(
     ),
 ) -> None:
     """Run the batch size optimizer server (creates/migrates its database first)."""
+    from zeus.extras import require
+
+    require("server", "zeus serve")
     from zeus.cli.console import make_console
     from zeus.server.settings import ENV_PREFIX, ServerSettings
 
@@ -57,6 +60,8 @@ def serve(
         log_level=log_level,
         access_log=access_log,
     )
+    if not migrate_only:
+        _check_port_free(settings.host, settings.port)
     if settings.migrate or migrate_only:
         _migrate(settings.database_url, console)
     else:
@@ -78,6 +83,22 @@ def serve(
             os.environ[ENV_PREFIX + name.upper()] = str(value)
     os.environ[ENV_PREFIX + "MIGRATE"] = "false"  # done above, once, not by N workers at once
     _run_uvicorn(settings.host, settings.port, workers, settings.log_level, settings.access_log)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """One clear line instead of uvicorn's [Errno 98] traceback when the port is taken."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(infos[0][4])
+    except OSError as e:
+        raise ZeusConfigError(
+            f"port: cannot listen on {host}:{port} ({e.strerror or e}); "
+            "pick another with --port or ZEUS_BSO_PORT"
+        ) from None
 
 
 def _migrate(database_url: str, console: Any) -> None:
