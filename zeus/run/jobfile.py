@@ -27,7 +27,6 @@ Example (every field but the first six has a default; ``num_recurrence`` may com
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import shlex
 from pathlib import Path
@@ -45,7 +44,6 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import ErrorDetails
 
 from zeus.cost import check_eta
 from zeus.errors import ZeusConfigError
@@ -58,6 +56,7 @@ from zeus.policy import (
 from zeus.policy.base import BatchSizeOptimizer
 from zeus.run.env import parse_profile_params
 from zeus.run.launch import check_template
+from zeus.validation import config_error, problems
 
 BUILTIN_POLICIES: dict[str, type[BatchSizeOptimizer]] = {
     "pruning_gts": PruningGTSBatchSizeOptimizer,
@@ -190,46 +189,6 @@ def _split(command: str | list[str]) -> tuple[str, ...]:
     return tuple(shlex.split(command) if isinstance(command, str) else command)
 
 
-_PHRASES = {
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "string_type": "must be text",
-    "list_type": "must be a list, e.g. [32, 64, 128]",
-    "dict_type": "must be a mapping of names to values",
-}
-
-
-def _problem(item: ErrorDetails) -> str:
-    """One pydantic error as ``field: what is wrong``, in words for people."""
-    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"]).lstrip(".")
-    kind, ctx, given = item["type"], item.get("ctx", {}), item.get("input")
-    got = "nothing (empty value)" if given is None else repr(given)
-    if kind == "missing":
-        description = JobFile.model_fields[str(item["loc"][0])].description
-        return f"{loc}: missing" + (f" ({description})" if description else "")
-    if kind == "extra_forbidden":
-        close = difflib.get_close_matches(str(item["loc"][0]), list(JobFile.model_fields), n=1)
-        return f"{loc}: unknown field" + (f"; did you mean {close[0]}?" if close else "")
-    if kind == "value_error":
-        text = str(ctx.get("error", item["msg"]))
-        return text if text.startswith(loc) else f"{loc}: {text}"
-    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<"}
-    bounds.update({"less_than_equal": "<="})
-    if kind in bounds:
-        limit = next(iter(ctx.values()))
-        return f"{loc}: must be {bounds[kind]} {limit}, got {got}"
-    if kind == "too_short":
-        return f"{loc}: must not be empty"
-    if kind in _PHRASES:
-        return f"{loc}: {_PHRASES[kind]}, got {got}"
-    return f"{loc}: {item['msg']}, got {got}"
-
-
 def parse_job_file(
     data: Any, source: str = "job file", base_dir: str | Path | None = None
 ) -> JobFile:
@@ -246,11 +205,7 @@ def parse_job_file(
     try:
         return JobFile.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as e:
-        problems = [_problem(item) for item in e.errors()]
-    if len(problems) == 1:
-        raise ZeusConfigError(f"{source}: {problems[0]}") from None
-    listed = "".join(f"\n  - {p}" for p in problems)
-    raise ZeusConfigError(f"{source} has {len(problems)} problems:{listed}") from None
+        raise config_error(source, problems(e, JobFile)) from None
 
 
 def load_job_file(path: str | Path) -> JobFile:
