@@ -1,4 +1,4 @@
-"""DESIGN principle 1: the server decides exactly as the shared policy core does.
+"""One policy core, three hosts: the server decides exactly as the shared policy core does.
 
 One observation sequence goes to `zeus.policy.pruning_gts` in process and to the server over HTTP
 (its state stored in the database between requests); every decision must be the same, through

@@ -41,8 +41,6 @@ def demo(
     show_output: bool = typer.Option(False, "--show-output", help="Show the jobs' own output."),
 ) -> None:
     """Run a recurring training job with Zeus and show the energy and time it saves."""
-    import importlib.util
-
     from zeus.demo.job import (
         DEMO_BATCH_SIZES,
         DEMO_BETA,
@@ -51,17 +49,14 @@ def demo(
         demo_job,
     )
     from zeus.demo.savings import compute_savings, plot_demo
-    from zeus.errors import ZeusConfigError
+    from zeus.extras import require
     from zeus.policy import DefaultBatchSizeOptimizer, PruningGTSBatchSizeOptimizer
     from zeus.policy.base import BatchSizeOptimizer
     from zeus.run.master import JobChoosesBatchSize, ZeusMaster
 
-    for module in ("torch", "sklearn"):
-        if importlib.util.find_spec(module) is None:
-            raise ZeusConfigError(
-                f"zeus demo trains with torch on scikit-learn's digits: pip install torch scikit-learn "
-                f"({module} is missing)"
-            )
+    require("demo", "zeus demo")
+    if server is not None:
+        _check_server(server)
     started = time.monotonic()
     console = make_console()
     num_recurrence = 6 if quick else recurrences
@@ -126,6 +121,21 @@ def demo(
     plot_demo(default, recs, plot_path, gpu.simulated)
     console.print(f"Plot: {plot_path}   History: {out / 'series' / 'series.json'}")
     console.print(f"[dim]Finished in {time.monotonic() - started:.0f} s.[/]")
+
+
+def _check_server(url: str) -> None:
+    """Fail before the first run, not after three crashed ones, when no server answers."""
+    import httpx
+
+    from zeus.errors import ZeusConfigError
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=5.0).raise_for_status()
+    except httpx.HTTPError as e:
+        raise ZeusConfigError(
+            f"--server {url}: no BSO server answers at /health ({type(e).__name__}: {e}); "
+            "start one with zeus serve"
+        ) from None
 
 
 def _print_savings(console: Console, s: object, simulated: bool) -> None:

@@ -106,9 +106,9 @@ class SeriesView(MasterListener):
         self.rows.append(record)
         self.running = None
         if self.stream:
-            self.console.print(_line(_cells(record)), markup=False, highlight=False)
+            self._print(_line(_cells(record)))
             if _unexplained_dash(record) and not self._noted:
-                self.console.print(f"  ({NO_LIMIT_NOTE})", markup=False, highlight=False)
+                self._print(f"  ({NO_LIMIT_NOTE})")
                 self._noted = True
         if record.status == "crashed":
             self._show_crash(record)
@@ -123,10 +123,10 @@ class SeriesView(MasterListener):
     def show(self, run: Callable[[], SeriesState], resume_hint: str = "") -> SeriesState:
         """Call ``run`` while showing its progress; Ctrl-C prints what ran and exits with 130."""
         if self.stream:
-            self.console.print(self.title, markup=False, highlight=False)
-            self.console.print(_line([name for name, _ in COLUMNS]), markup=False)
+            self._print(self.title)
+            self._print(_line([name for name, _ in COLUMNS]))
             for record in self.rows:
-                self.console.print(_line(_cells(record)), markup=False, highlight=False)
+                self._print(_line(_cells(record)))
             try:
                 return run()
             except KeyboardInterrupt:
@@ -167,6 +167,10 @@ class SeriesView(MasterListener):
         parts.append(self.progress)
         return Group(*parts)
 
+    def _print(self, line: str) -> None:
+        """A plain line, never wrapped, so that logs keep one row per line."""
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
     def _refresh(self) -> None:
         if self.live is not None:
             self.live.update(self.render())
@@ -175,10 +179,11 @@ class SeriesView(MasterListener):
         lines = log_tail(record.log_path, LOG_TAIL_LINES)
         self.console.print(
             f"[red]run {record.job_id} crashed[/] ({escape(record.message)}); "
-            f"last lines of {escape(record.log_path)}:"
+            f"last lines of {escape(record.log_path)}:",
+            soft_wrap=True,
         )
         for line in lines or ["(the log is empty)"]:
-            self.console.print(f"[dim]│ {escape(line)}[/]", highlight=False)
+            self.console.print(f"[dim]│ {escape(line)}[/]", highlight=False, soft_wrap=True)
 
 
 def _line(cells: list[str]) -> str:

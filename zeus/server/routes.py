@@ -1,4 +1,4 @@
-"""The endpoints of ``specs/bso-http-api.md`` plus the read endpoints; thin: parse, call store, answer.
+"""The BSO endpoints (docs/bso-server.md) plus the read endpoints; thin: parse, call store, answer.
 
 Database calls block. On SQLite (a local file that serialises writers anyway, each request well
 under a millisecond) they run inline on the event loop: a thread hand-off would cost more CPU than
