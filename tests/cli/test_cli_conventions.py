@@ -17,6 +17,7 @@ import typer
 from typer.testing import CliRunner
 
 from zeus.cli import app
+from zeus.errors import ZeusError
 from zeus.extras import EXTRAS, extra_for_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -225,3 +226,14 @@ def test_serve_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
         "pick another with --port or ZEUS_BSO_PORT"
     ]
     assert not (tmp_path / "b.db").exists()
+
+
+def test_demo_checks_its_server_before_the_first_run(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    url = f"http://127.0.0.1:{port}"
+    result = runner.invoke(app, ["demo", "--server", url, "--out", str(tmp_path / "demo")])
+    assert isinstance(result.exception, ZeusError)
+    assert str(result.exception).startswith(f"--server {url}: no BSO server answers at /health")
+    assert not (tmp_path / "demo").exists()
