@@ -46,7 +46,7 @@ def single(
         "cifar100",
         help="Workload (cifar100, imagenet, squad, librispeech, movielens-1m, sentiment140).",
     ),
-    network: str = typer.Option(None, help="Network; default: the workload's."),
+    network: str | None = typer.Option(None, help="Network; default: the workload's."),
     optimizer: str = typer.Option(None, help="Optimizer; default: the workload's."),
     target_metric: float = typer.Option(
         None, "--target-metric", help="Target; default: the workload's."
@@ -54,14 +54,16 @@ def single(
     max_epochs: int = typer.Option(
         None, "--max-epochs", help="Epoch cap; default: the workload's."
     ),
-    default_batch_size: int = typer.Option(
+    default_batch_size: int | None = typer.Option(
         None, "--default-batch-size", help="b0; default: the workload's (capped to the trace)."
     ),
-    power_trace: str = typer.Option(None, "--power-trace", help=TRACE_HELP + " [default: v100]"),
+    power_trace: str | None = typer.Option(
+        None, "--power-trace", help=TRACE_HELP + " [default: v100]"
+    ),
     eta_knob: float = typer.Option(0.5, "--eta-knob", help=ETA_HELP),
     beta_knob: float = typer.Option(2.0, "--beta-knob", help=BETA_HELP),
     seed: int = typer.Option(1, help="Seed of the policy and of the trace sampling."),
-    recurrences: int = typer.Option(
+    recurrences: int | None = typer.Option(
         None, "--recurrences", help="Default: 2 x |batch sizes| x |limits|."
     ),
     policy: str = typer.Option("pruning-gts", help=POLICY_HELP),
@@ -72,10 +74,10 @@ def single(
     plot: Path = typer.Option(
         None, help="Write PNG plots to PREFIX-history.png and PREFIX-configs.png."
     ),
-    model: str = alias("--model"),
-    b0: int = alias("--b0"),
-    gpu: str = alias("--gpu"),
-    num_recurrence: int = alias("--num-recurrence"),
+    model: str | None = alias("--model"),
+    b0: int | None = alias("--b0"),
+    gpu: str | None = alias("--gpu"),
+    num_recurrence: int | None = alias("--num-recurrence"),
 ) -> None:
     """Simulate one recurring job on one GPU and compare it with Default and Oracle."""
     from zeus.simulate.runs import make_job, simulate_single, write_records
@@ -140,8 +142,8 @@ def _trace(value: str) -> str:
 
 @simulate_app.command("sweep")
 def sweep(
-    dataset: str = typer.Option(None, "--dataset", help=DATASETS_HELP),
-    power_trace: str = typer.Option(
+    dataset: str | None = typer.Option(None, "--dataset", help=DATASETS_HELP),
+    power_trace: str | None = typer.Option(
         None,
         "--power-trace",
         help="GPUs whose power traces to replay (a40, p100, rtx6000, "
@@ -154,8 +156,8 @@ def sweep(
     processes: int = typer.Option(None, min=1, help="Worker processes (default: all CPUs)."),
     out: Path = typer.Option(None, help="Write per-seed metrics to this .csv or .json file."),
     plot: Path = typer.Option(None, help="Write a PNG plot to PREFIX-sweep.png."),
-    datasets: str = alias("--datasets"),
-    gpus: str = alias("--gpus"),
+    datasets: str | None = alias("--datasets"),
+    gpus: str | None = alias("--gpus"),
 ) -> None:
     """Simulate workloads x GPUs x seeds in parallel; print the mean of each cell."""
     from rich.progress import Progress
@@ -207,8 +209,12 @@ def sweep(
 
 @simulate_app.command("cluster")
 def cluster(
-    dataset: str = typer.Option(None, "--dataset", help="Generated groups: " + DATASETS_HELP),
-    power_trace: str = typer.Option(None, "--power-trace", help=TRACE_HELP + " [default: v100]"),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="Generated groups: " + DATASETS_HELP
+    ),
+    power_trace: str | None = typer.Option(
+        None, "--power-trace", help=TRACE_HELP + " [default: v100]"
+    ),
     group_trace: Path = typer.Option(
         None, "--group-trace", help="Your group trace (CSV, .gz or .xz); else generated."
     ),
@@ -226,8 +232,8 @@ def cluster(
     ),
     out: Path = typer.Option(None, help="Write every run to this .csv or .json file."),
     plot: Path = typer.Option(None, help="Write a PNG plot to PREFIX-cluster.png."),
-    datasets: str = alias("--datasets"),
-    gpu: str = alias("--gpu"),
+    datasets: str | None = alias("--datasets"),
+    gpu: str | None = alias("--gpu"),
 ) -> None:
     """Simulate Alibaba-style groups of overlapping recurring jobs."""
     from zeus.simulate.groups import generate_groups, load_group_trace, write_group_trace
