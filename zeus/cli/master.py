@@ -56,10 +56,17 @@ def _prepare(spec: JobFile, run_dir: Path) -> tuple[ZeusMaster, Job]:
 
 
 def run_series(spec: JobFile, run_dir: Path, num_recurrence: int, show_output: bool) -> SeriesState:
-    """Run (or resume) the series with a live table or streamed rows; Ctrl-C exits with 130."""
+    """Run (or resume) the series with a live table or streamed rows; Ctrl-C exits with 130.
+
+    Everything is checked before ``run_dir`` is touched; then the job file's copy that `resume`
+    reads is written there (absolute workdir, this run's total).
+    """
     from zeus.run.history import load_series
 
     master, job = _prepare(spec, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    copy = spec.model_copy(update={"num_recurrence": num_recurrence})
+    (run_dir / JOB_COPY).write_text(yaml.safe_dump(copy.model_dump(), sort_keys=False))
     console = make_console()
     backend = spec.env.get("ZEUS_GPU", os.environ.get("ZEUS_GPU", ""))
     if backend.startswith("replay:"):
@@ -118,11 +125,7 @@ def run_cmd(
     ).resolve()
     # The copy `resume` reads: absolute workdir, this run's total; written once the checks pass.
     workdir = str((job.parent / spec.workdir).resolve())
-    spec = spec.model_copy(update={"workdir": workdir, "num_recurrence": total})
-    _prepare(spec, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / JOB_COPY).write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
-    run_series(spec, run_dir, total, show_output)
+    run_series(spec.model_copy(update={"workdir": workdir}), run_dir, total, show_output)
 
 
 @master_app.command("resume")
