@@ -116,7 +116,7 @@ def with_zeus_master(num_recurrence: int, out: Path) -> None:
         EpsilonGreedyBatchSizeOptimizer(epsilon=0.1, seed=1),
         out,
         profile_params=DEMO_PROFILE_PARAMS,
-        env={} if gpu.backend is None else {"ZEUS_GPU": gpu.backend},
+        env={"ZEUS_GPU": gpu.backend},
     )
     state = master.run(demo_job(out), DEMO_BATCH_SIZES, num_recurrence)
     for run in state.runs:

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs the database servers the test suite starts for real (PostgreSQL, MariaDB), when missing.
+# Installs the servers the test suite starts for real when missing: PostgreSQL and MariaDB (the BSO
+# server's databases), Prometheus and its Pushgateway (the metrics exporters and dashboard queries).
 # The tests start and stop their own throwaway instances on loopback; nothing is left running.
 set -euo pipefail
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v mariadb-install-db >/dev/null 2>&1 || missing+=(mariadb-server)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
@@ -16,5 +19,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the packaged servers on install; the tests use their own, so stop those.
-service postgresql stop >/dev/null 2>&1 || true
-service mariadb stop >/dev/null 2>&1 || true
+for name in postgresql mariadb prometheus prometheus-pushgateway prometheus-node-exporter; do
+  service "$name" stop >/dev/null 2>&1 || true
+done

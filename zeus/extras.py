@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
         "psycopg",
         "pymysql",
     ),
+    "prometheus": ("prometheus_client",),
     "demo": ("torch", "sklearn"),
     "torch": ("torch",),
     "hf": ("transformers", "accelerate"),

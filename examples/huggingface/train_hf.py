@@ -4,8 +4,8 @@ Zeus's power-limit callback picks the GPU power limit.
 Nothing is downloaded: the model is built from a `BertConfig`, the tokenizer is a word-level
 vocabulary of the generated sentences.
 
-    python train_hf.py --gpu 0                                      # a real NVIDIA GPU
-    ZEUS_GPU=replay:v100-bert-base-uncased python train_hf.py --quick   # no GPU: a replay GPU
+    python train_hf.py --gpu 0      # a real NVIDIA GPU
+    python train_hf.py --quick      # no NVIDIA GPU: the replay GPU v100-sentiment140-bert-base-uncased
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
+from zeus.device import backend_or_replay
 from zeus.integrations.huggingface import HFGlobalPowerLimitOptimizer
 from zeus.monitor import ZeusMonitor
 from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer, ProfileReport, ZeusCost
@@ -30,6 +31,8 @@ SUBJECTS = ["the movie", "this film", "the plot", "the acting", "the ending", "t
 VERBS = ["was", "felt", "seemed", "is", "turned out"]
 FILLERS = ["honestly", "really", "quite", "at times", "overall", "i think", "to me"]
 MAX_LEN = 16
+REPLAY_PROFILE = "v100-sentiment140-bert-base-uncased"
+"""Replayed without a GPU: BERT-base fine-tuned on Sentiment140, measured on a V100 per batch size."""
 
 
 def make_sentences(n: int, seed: int) -> tuple[list[str], list[int]]:
@@ -95,6 +98,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small data, few steps per limit")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ["ZEUS_GPU"] = backend = backend_or_replay(REPLAY_PROFILE)
+    print(f"GPU backend: {backend}", flush=True)
     warmup_steps, profile_steps, n_train = (2, 4, 1600) if args.quick else (10, 40, 8000)
 
     train_text, train_labels = make_sentences(n_train, seed=0)

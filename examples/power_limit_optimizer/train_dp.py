@@ -3,8 +3,8 @@
 Every rank runs `GlobalPowerLimitOptimizer` on its own GPU; the ranks sum their measurements, make
 one decision, and apply it to every GPU of the job.
 
-    python train_dp.py --nproc 2                                     # real GPUs 0 and 1 (NCCL)
-    ZEUS_GPU=replay:a40-resnet50:2 python train_dp.py --nproc 2 --quick   # two replay GPUs (gloo)
+    python train_dp.py --nproc 2            # real GPUs 0 and 1 (NCCL)
+    python train_dp.py --nproc 2 --quick    # no NVIDIA GPU: two replay GPUs (gloo)
 
 Also works under ``torchrun --nproc-per-node 2 train_dp.py`` (then --nproc is ignored).
 """
@@ -25,8 +25,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
+from zeus.device import backend_or_replay
 from zeus.monitor import ZeusMonitor
 from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer, ProfileReport, ZeusCost
+
+REPLAY_PROFILE = "a40-imagenet-resnet50"
+"""Replayed without a GPU: ResNet-50 on ImageNet measured on an A40 at the batch size in use."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -85,6 +89,7 @@ def train(rank: int, world_size: int, args: argparse.Namespace) -> None:
         wait_steps=10,
         warmup_steps=args.warmup_steps,
         profile_steps=args.profile_steps,
+        batch_size=args.batch_size * world_size,  # the job's batch: replay GPUs time each rank's
     )
     plo.on_train_begin()
     try:
@@ -120,6 +125,9 @@ def free_port() -> int:
 
 def main() -> None:
     args = parse_args()
+    # Exported before the ranks start, so that every rank uses the same GPUs.
+    os.environ["ZEUS_GPU"] = backend = backend_or_replay(REPLAY_PROFILE, count=args.nproc)
+    print(f"GPU backend: {backend}", flush=True)
     if "RANK" in os.environ:  # launched by torchrun
         train(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), args)
         return

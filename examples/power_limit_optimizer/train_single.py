@@ -3,11 +3,12 @@
 `GlobalPowerLimitOptimizer` profiles power limits just in time during the first epoch(s), applies
 the one with the lowest energy–time cost, and restores the original limit at the end.
 
-    python train_single.py --gpu 0                                # a real NVIDIA GPU
-    ZEUS_GPU=replay:a40-resnet50 python train_single.py --quick    # no GPU: a replay GPU
+    python train_single.py --gpu 0      # a real NVIDIA GPU
+    python train_single.py --quick      # no NVIDIA GPU: the replay GPU a40-imagenet-resnet50
 
-It prints the chosen limit and the energy per step it saves against the maximum limit, both taken
-from the profiling measurements.
+Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA GPUs when NVML finds some, else a replay
+GPU, and says which. It prints the chosen limit and the energy per step it saves against the maximum
+limit, both taken from the profiling measurements.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from zeus.device import backend_or_replay
 from zeus.monitor import ZeusMonitor
 from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer, ProfileReport, ZeusCost
+
+REPLAY_PROFILE = "a40-imagenet-resnet50"
+"""Replayed without a GPU: ResNet-50 on ImageNet measured on an A40 at the batch size in use."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -72,14 +77,15 @@ def accuracy(model: nn.Module, loader: DataLoader, device: torch.device) -> floa
 def print_savings(plo: GlobalPowerLimitOptimizer, monitor: ZeusMonitor) -> None:
     """The chosen limit and its energy per step against the maximum limit, as measured."""
     print(ProfileReport.of(plo).format())
-    replay = [gpu for gpu in monitor.gpus if type(gpu).__name__ == "ReplayGPU"]
-    if replay:
-        print(f"(replay GPU {os.environ.get('ZEUS_GPU', '')}: figures simulated from a profile)")
+    if any(gpu.capabilities.simulated for gpu in monitor.gpus):
+        print(f"(replay GPU {os.environ['ZEUS_GPU']}: figures simulated from a profile)")
 
 
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ["ZEUS_GPU"] = backend = backend_or_replay(REPLAY_PROFILE)
+    print(f"GPU backend: {backend}", flush=True)
     torch.manual_seed(0)
     device = torch.device(f"cuda:{args.gpu}" if torch.cuda.is_available() else "cpu")
     monitor = ZeusMonitor(gpu_indices=[args.gpu])
@@ -89,6 +95,7 @@ def main() -> None:
         wait_steps=10,
         warmup_steps=args.warmup_steps,
         profile_steps=args.profile_steps,
+        batch_size=args.batch_size,  # replay GPUs time each step at this batch size
     )
     train_loader, test_loader = digits_loaders(args.batch_size)
     model = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 10)).to(device)

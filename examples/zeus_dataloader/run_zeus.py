@@ -8,17 +8,18 @@ time and writes the result the master reads back. The history lives in ``--out``
     python examples/zeus_dataloader/run_zeus.py --quick                  # 2 recurrences
     python examples/zeus_dataloader/run_zeus.py --recurrences 12 --out runs/digits
 
-Without an NVIDIA GPU the jobs use a replay GPU (``ZEUS_GPU=replay:a40-resnet50``): its energy and
-time figures are simulated from a profile measured on a real A40.
+Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA GPUs when NVML finds some, else a replay
+GPU (``a40-imagenet-resnet50``), and says which: a replay GPU's energy and time figures are replayed
+from measurements on a real A40, on virtual time.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from zeus.device import backend_or_replay
 from zeus.errors import ZeusError
 from zeus.job import Job
 from zeus.policy import PruningGTSBatchSizeOptimizer
@@ -50,13 +51,10 @@ def main() -> None:
         workdir=str(HERE),
         command=tuple(command),
     )
-    env = {}
-    if "ZEUS_GPU" not in os.environ:
-        from zeus.device.nvml import nvml_available
-
-        if not nvml_available():
-            env["ZEUS_GPU"] = "replay:a40-resnet50"
-            print("No NVIDIA GPU: the jobs run on the replay GPU a40-resnet50 (simulated figures).")
+    backend = backend_or_replay("a40-imagenet-resnet50")
+    env = {"ZEUS_GPU": backend}
+    if backend.startswith("replay:"):
+        print(f"GPU backend: {backend}: the jobs run on a replay GPU (simulated figures).")
     master = ZeusMaster(
         PruningGTSBatchSizeOptimizer(seed=args.seed),
         args.out,

@@ -6,8 +6,11 @@ template such as ``python train.py --batch-size {bs} --lr {lr} --epochs {epochs}
 the target metric, cost threshold, eta, log directory and job id then come from the ``ZEUS_*``
 variables it sets.
 
-    ZEUS_GPU=replay:a40-resnet50 python train.py --quick                  # no GPU: a replay GPU
+    python train.py --quick      # no NVIDIA GPU: the replay GPU a40-imagenet-resnet50
     python train.py --data-dir ~/cifar100 --batch-size 128 --epochs 50 --target-metric 0.6
+
+Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA GPUs when NVML finds some, else a replay
+GPU, and says which.
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from zeus.device import backend_or_replay
 from zeus.optimizer.power_limit import ProfileReport
 from zeus.run import ZeusDataLoader
+
+REPLAY_PROFILE = "a40-imagenet-resnet50"
+"""Replayed without a GPU: ResNet-50 on ImageNet measured on an A40 at the batch size in use."""
 
 
 class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
@@ -93,6 +100,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few steps per power limit")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ["ZEUS_GPU"] = backend = backend_or_replay(REPLAY_PROFILE)
+    print(f"GPU backend: {backend}", flush=True)
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

@@ -118,7 +118,7 @@ def test_sweep_and_cluster_plot(tmp_path: Path) -> None:
 
 
 def test_monitor_energy_takes_a_comma_list_of_gpu_indices() -> None:
-    gpus = "replay:a40-resnet50-x4:4"
+    gpus = "replay:a40-resnet50-x4:4:wall"
     for indices in (["--gpu-index", "1,3"], ["--gpu-index", "1", "--gpu-index", "3"]):
         result = runner.invoke(
             app, ["monitor", "energy", "--gpu", gpus, *indices, "--duration", "0"]

@@ -52,7 +52,7 @@ def test_show_env_rapl_packages(tmp_path: Path) -> None:
 def test_monitor_power_then_analyze(tmp_path: Path) -> None:
     log = tmp_path / "power.csv"
     args = ["monitor", "power", "--out", str(log), "--duration", "0.3", "--interval", "0.02"]
-    result = runner.invoke(app, [*args, "--gpu", "replay:a40-resnet50-x4:2"])
+    result = runner.invoke(app, [*args, "--gpu", "replay:a40-resnet50-x4:2:wall"])
     assert result.exit_code == 0, result.output
     assert "replayed" in result.output
     with log.open() as f:
@@ -60,7 +60,7 @@ def test_monitor_power_then_analyze(tmp_path: Path) -> None:
     assert {r["gpu"] for r in rows} == {"0", "1"}
     profile = load_profile("a40-resnet50-x4")
     first = next(r for r in rows if r["gpu"] == "1")
-    assert float(first["power_w"]) == pytest.approx(profile.power_at(300, gpu=1), abs=1e-3)
+    assert float(first["power_w"]) == pytest.approx(profile.at(None, 300, gpu=1).power_w, abs=1e-3)
 
     result = runner.invoke(app, ["analyze", str(log), "--start", "-0.1"])
     assert result.exit_code == 0, result.output
@@ -70,16 +70,24 @@ def test_monitor_power_then_analyze(tmp_path: Path) -> None:
 
 
 def test_monitor_energy_with_duration(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ZEUS_GPU", "replay:v100-bert-base-uncased")
+    monkeypatch.setenv("ZEUS_GPU", "replay:v100-bert-base-uncased:wall")
     result = runner.invoke(app, ["monitor", "energy", "--duration", "0.2"])
     assert result.exit_code == 0, result.output
     assert "replay:counter" in result.output
     assert "GPU 0" in result.output and "total GPU energy" in result.output
 
 
+@pytest.mark.parametrize("command", [["energy", "--duration", "0"], ["power", "--out", "p.csv"]])
+def test_monitor_refuses_virtual_time_replay_gpus(command: list[str]) -> None:
+    """Nothing marks steps in `zeus monitor`'s process: virtual time would stand still."""
+    result = runner.invoke(app, ["monitor", *command, "--gpu", "replay:a40-resnet50"])
+    assert isinstance(result.exception, ZeusConfigError)
+    assert "replay:<profile>:wall" in str(result.exception)
+
+
 def test_bad_inputs_raise_zeus_errors(tmp_path: Path) -> None:
     result = runner.invoke(
-        app, ["monitor", "energy", "--gpu", "replay:a40-resnet50", "--gpu-index", "2"]
+        app, ["monitor", "energy", "--gpu", "replay:a40-resnet50:wall", "--gpu-index", "2"]
     )
     assert isinstance(result.exception, GPUNotFoundError)
     bad = tmp_path / "bad.csv"
@@ -104,7 +112,7 @@ def test_cli_user_gets_one_line_not_a_traceback(tmp_path: Path) -> None:
 
 def test_monitor_power_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     log = tmp_path / "power.csv"
-    env = {**os.environ, "ZEUS_GPU": "replay:v100-resnet50", "COLUMNS": "200"}
+    env = {**os.environ, "ZEUS_GPU": "replay:v100-resnet50:wall", "COLUMNS": "200"}
     proc = subprocess.Popen(
         [
             sys.executable,

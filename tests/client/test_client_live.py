@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from conftest import LiveServer, start_server, stop_server
-from helpers import replay_monitor, spec, unique_job_id
+from helpers import PROFILE, replay_monitor, spec, unique_job_id
 
+from zeus.device.replay import load_profile
 from zeus.errors import ZeusConfigError, ZeusServerError
 from zeus.optimizer.batch_size import BatchSizeOptimizer, ZeusBSOEarlyStop
 
+EPOCH_STEPS = 4
 
-def _epoch() -> None:
-    time.sleep(0.02)  # stands in for an epoch of work on the replay GPU
+
+def _epoch(bso: BatchSizeOptimizer) -> None:
+    """An epoch of training steps on the replay GPU (virtual time: they take no wall time)."""
+    for _ in range(EPOCH_STEPS):
+        bso.monitor.step(bso.current_batch_size)
 
 
 def _run_trial(bso: BatchSizeOptimizer, metrics: list[float]) -> None:
     bso.get_batch_size()
     bso.on_train_begin()
     for metric in metrics:
-        _epoch()
+        _epoch(bso)
         bso.on_evaluate(metric)
         if bso.training_finished:
             break
@@ -46,10 +50,12 @@ def test_a_converging_trial_reports_cumulative_measurements(bso_server: LiveServ
     (trial,) = _trials(bso_server, str(job.job_id))
     state = bso.state_dict()
     assert trial["status"] == "succeeded" and trial["current_epoch"] == 3
-    assert trial["time"] == pytest.approx(state["time_s"]) and state["time_s"] > 0
-    # energy is cumulative over the three epochs at the replay A40's power (~260 W at 300 W limit)
+    # time and energy are cumulative over the three epochs: the replay A40's figures at 300 W
+    at_max = load_profile(PROFILE).at(None, 300)
+    assert trial["time"] == pytest.approx(state["time_s"])
+    assert state["time_s"] == pytest.approx(3 * EPOCH_STEPS * at_max.step_time_s)
     assert trial["energy"] == pytest.approx(state["energy_j"])
-    assert 100 < state["energy_j"] / state["time_s"] <= 300
+    assert state["energy_j"] == pytest.approx(state["time_s"] * at_max.power_w)
     bso.close()
 
 
@@ -77,10 +83,10 @@ def test_early_stop_without_convergence_raises(bso_server: LiveServer) -> None:
     bso = BatchSizeOptimizer(replay_monitor(), bso_server.url, job)
     bso.get_batch_size()
     bso.on_train_begin()
-    _epoch()
+    _epoch(bso)
     bso.on_evaluate(0.1)
     assert not bso.training_finished
-    _epoch()
+    _epoch(bso)
     with pytest.raises(ZeusBSOEarlyStop, match=r"trial 1 of job .* was stopped") as caught:
         bso.on_evaluate(0.2)
     assert caught.value.trial_number == 1 and caught.value.batch_size == 32
@@ -111,7 +117,7 @@ def test_bad_reports_are_refused_before_sending(bso_server: LiveServer) -> None:
     bso.on_train_begin()
     with pytest.raises(ZeusConfigError, match="metric must be a finite number"):
         bso.on_evaluate(float("nan"))
-    _epoch()
+    _epoch(bso)
     bso.on_evaluate(0.95)  # the trial goes on as if the bad call never happened
     (trial,) = _trials(bso_server, str(job.job_id))
     assert trial["current_epoch"] == 1 and trial["status"] == "succeeded"
@@ -123,18 +129,20 @@ def test_a_failed_report_keeps_measuring(bso_server: LiveServer) -> None:
     bso = BatchSizeOptimizer(replay_monitor(), bso_server.url, job, max_retries=0)
     bso.get_batch_size()
     bso.on_train_begin()
-    _epoch()
+    _epoch(bso)
     real_trial, bso._trial_number = bso._trial_number, 999  # the server refuses this report
     with pytest.raises(ZeusServerError):
         bso.on_evaluate(0.5)
     bso._trial_number = real_trial
-    _epoch()
+    _epoch(bso)
     bso.on_evaluate(0.95)  # carries both epochs and their whole time
     (trial,) = _trials(bso_server, str(job.job_id))
     assert trial["current_epoch"] == 2 and trial["time"] == pytest.approx(
         bso.state_dict()["time_s"]
     )
-    assert trial["time"] >= 0.04
+    assert trial["time"] == pytest.approx(
+        2 * EPOCH_STEPS * load_profile(PROFILE).at(None, 300).step_time_s
+    )
     bso.close()
 
 

@@ -36,6 +36,8 @@ for job_id, max_epochs in zip(sys.argv[3::2], map(int, sys.argv[4::2])):
     try:
         for metric in (0.3, 0.5, 0.95):
             time.sleep(0.05 * (rank + 1))  # ranks do not finish an epoch at the same moment
+            for _ in range(3):
+                monitor.step(batch_size)  # the epoch's steps, timed by the replay GPU
             epochs += 1
             bso.on_evaluate(metric)
             if bso.training_finished:

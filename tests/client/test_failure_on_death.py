@@ -30,6 +30,7 @@ bso = BatchSizeOptimizer(replay_monitor(), url, spec(job_id=job_id))
 bso.get_batch_size()
 bso.on_train_begin()
 if mode == "converge":
+    bso.monitor.step(bso.current_batch_size)  # an epoch's work on the replay GPU
     bso.on_evaluate(0.99)
 print("ready", flush=True)
 if mode == "raise":

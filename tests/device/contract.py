@@ -2,6 +2,9 @@
 
 A backend's test module subclasses `GPUContract` / `CPUContract` and provides a ``gpu`` / ``cpu``
 fixture (plus ``advance()`` to let device time pass where the fake needs it).
+
+Device time passes differently on the two kinds of GPU: hardware (and fakes of it) on wall time, a
+``virtual_time`` device (the replay GPU) only through the steps marked on it.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from zeus.errors import NotSupportedError, ZeusConfigError
 class GPUContract:
     """Behaviour every `zeus.device.GPU` implementation must have."""
 
-    def advance(self) -> None:
-        """Let some device time pass (real time by default)."""
-        time.sleep(0.02)
+    def advance(self, gpu: GPU) -> None:
+        """Let some device time pass: a marked step on virtual time, real time otherwise."""
+        if gpu.capabilities.virtual_time:
+            gpu.step(8)
+        else:
+            time.sleep(0.02)
 
     def test_is_a_gpu(self, gpu: GPU) -> None:
         assert isinstance(gpu, GPU)
@@ -59,13 +65,36 @@ class GPUContract:
                 gpu.energy_j()
             return
         first = gpu.energy_j()
-        self.advance()
+        self.advance(gpu)
         second = gpu.energy_j()
         assert second > first
 
     def test_synchronize_returns(self, gpu: GPU) -> None:
         gpu.synchronize()
         gpu.synchronize()
+
+    def test_clock_advances_with_device_time(self, gpu: GPU) -> None:
+        first = gpu.clock_s()
+        self.advance(gpu)
+        assert gpu.clock_s() > first
+
+    def test_steps_move_virtual_time_only(self, gpu: GPU) -> None:
+        """A marked step advances a virtual clock by a positive time and the counter by power x
+        time; on wall time it is accepted and changes nothing measurable."""
+        if not gpu.capabilities.virtual_time:
+            gpu.step(32)
+            gpu.step(None, forward_only=True)
+            with pytest.raises(NotSupportedError):
+                gpu.power_timeline_w(0.0, gpu.clock_s())
+            return
+        clock, energy = gpu.clock_s(), gpu.energy_j()
+        gpu.step(32)
+        elapsed_s = gpu.clock_s() - clock
+        assert elapsed_s > 0
+        assert gpu.energy_j() - energy == pytest.approx(gpu.power_w() * elapsed_s)
+        assert gpu.clock_s() == clock + elapsed_s  # nothing passes between steps
+        timeline = gpu.power_timeline_w(clock, gpu.clock_s())
+        assert timeline and timeline[-1][1] == pytest.approx(gpu.power_w())
 
 
 class CPUContract:

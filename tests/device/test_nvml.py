@@ -6,6 +6,7 @@ import pytest
 
 from tests.device.contract import GPUContract
 from tests.device.fake_nvml import FakeBoard, FakeMig, FakeNVML
+from zeus.device.base import GPU
 from zeus.device.nvml import NVMLGPU, nvml_gpus
 from zeus.errors import (
     GPUNotFoundError,
@@ -26,7 +27,7 @@ class TestNVMLContract(GPUContract):
         self.nvml = FakeNVML(_boards(1))
         return nvml_gpus(pynvml=self.nvml)[0]
 
-    def advance(self) -> None:
+    def advance(self, gpu: GPU) -> None:
         self.nvml.tick(0.5)
 
 

@@ -15,7 +15,7 @@ from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer
 
 transformers = pytest.importorskip("transformers")
 
-LIMITS_W = set(range(100, 301, 25))  # the a40-resnet50 replay profile
+LIMITS_W = set(range(100, 301, 25))  # the a40-imagenet-resnet50 replay profile
 
 
 class TokenDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
@@ -43,7 +43,7 @@ def test_trainer_profiles_and_applies_a_power_limit(tmp_path: Path) -> None:
 
     from zeus.integrations.huggingface import HFGlobalPowerLimitOptimizer
 
-    gpu = ReplayGPU("a40-resnet50")
+    gpu = ReplayGPU("a40-imagenet-resnet50")
     monitor = ZeusMonitor(gpus=[gpu], sync_execution_with="none")
     callback = HFGlobalPowerLimitOptimizer(monitor=monitor, warmup_steps=1, profile_steps=2)
     seen_limits: list[int] = []
@@ -85,6 +85,9 @@ def test_trainer_profiles_and_applies_a_power_limit(tmp_path: Path) -> None:
 
     engine = callback.optimizer
     assert engine.state == "done"
+    assert engine.batch_size == 8  # from the Trainer's arguments: the replay GPU timed batch 8
+    for limit_w, m in engine.measurements.items():
+        assert m.time_per_step_s == pytest.approx(gpu.profile.at(8, limit_w).step_time_s)
     assert set(engine.measurements) == LIMITS_W
     assert engine.chosen_power_limit_w in LIMITS_W
     assert seen_limits[-1] == engine.chosen_power_limit_w  # applied in the last epoch

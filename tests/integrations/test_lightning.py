@@ -47,7 +47,7 @@ def digits_loader() -> DataLoader[Any]:
 def test_fit_profiles_and_applies_a_power_limit(tmp_path: Path) -> None:
     from zeus.integrations.lightning import LightningGlobalPowerLimitOptimizer
 
-    gpu = ReplayGPU("a40-resnet50")
+    gpu = ReplayGPU("a40-imagenet-resnet50")
     monitor = ZeusMonitor(gpus=[gpu], sync_execution_with="none")
     callback = LightningGlobalPowerLimitOptimizer(monitor=monitor, warmup_steps=1, profile_steps=2)
     seen_limits: list[int] = []
@@ -72,6 +72,9 @@ def test_fit_profiles_and_applies_a_power_limit(tmp_path: Path) -> None:
 
     engine = callback.optimizer
     assert engine.state == "done"
+    assert engine.batch_size == 32  # from the train dataloader: the replay GPU timed batch 32
+    for limit_w, m in engine.measurements.items():
+        assert m.time_per_step_s == pytest.approx(gpu.profile.at(32, limit_w).step_time_s)
     assert set(engine.measurements) == set(range(100, 301, 25))
     assert seen_limits[1] == engine.chosen_power_limit_w  # applied from the second epoch on
     assert gpu.get_power_limit_w() == 300  # restored by on_train_end

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from zeus.device.base import GPUCapabilities
 from zeus.device.replay import ReplayGPU
 from zeus.errors import ZeusPermissionError
 from zeus.monitor import ZeusMonitor
 from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer
-
-STEP_WORK_S = 0.002
-"""CPU work per training step; the replay GPU stretches it by the limit's relative step time."""
 
 
 def replay_monitor(*gpus: ReplayGPU | ReadOnlyGPU) -> ZeusMonitor:
@@ -19,20 +14,15 @@ def replay_monitor(*gpus: ReplayGPU | ReadOnlyGPU) -> ZeusMonitor:
 
 
 def train(
-    plo: GlobalPowerLimitOptimizer,
-    epochs: int,
-    steps_per_epoch: int,
-    *,
-    work_s: float = STEP_WORK_S,
-    end: bool = True,
+    plo: GlobalPowerLimitOptimizer, epochs: int, steps_per_epoch: int, *, end: bool = True
 ) -> None:
-    """A training loop that calls every hook the way the docs tell users to."""
+    """A training loop that calls every hook the way the docs tell users to. The replay GPU times
+    the steps (``on_step_end`` marks them), so the loop body needs no work of its own."""
     plo.on_train_begin()
     for _ in range(epochs):
         plo.on_epoch_begin()
         for _ in range(steps_per_epoch):
             plo.on_step_begin()
-            time.sleep(work_s)
             plo.on_step_end()
         plo.on_epoch_end()
     if end:
@@ -63,7 +53,9 @@ class ReadOnlyGPU:
 
     @property
     def capabilities(self) -> GPUCapabilities:
-        return GPUCapabilities(energy_counter=True, set_power_limit=not self.honest)
+        return GPUCapabilities(
+            energy_counter=True, set_power_limit=not self.honest, virtual_time=True, simulated=True
+        )
 
     @property
     def min_power_limit_w(self) -> int:
@@ -98,6 +90,15 @@ class ReadOnlyGPU:
 
     def synchronize(self) -> None:
         self.inner.synchronize()
+
+    def clock_s(self) -> float:
+        return self.inner.clock_s()
+
+    def step(self, batch_size: int | None = None, *, forward_only: bool = False) -> None:
+        self.inner.step(batch_size, forward_only=forward_only)
+
+    def power_timeline_w(self, start_s: float, end_s: float) -> list[tuple[float, float]]:
+        return self.inner.power_timeline_w(start_s, end_s)
 
 
 class RecordingMonitor(ZeusMonitor):

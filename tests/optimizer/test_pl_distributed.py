@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from zeus.device.replay import load_profile
 
 PROFILE = "v100-resnet50"
@@ -75,13 +77,14 @@ def test_ranks_reach_one_decision_apply_it_everywhere_and_restore(tmp_path: Path
     # Both GPUs ran at the chosen limit during training, whichever rank looked.
     assert rank0["limits_during"] == rank1["limits_during"] == [chosen, chosen]
     assert rank0["limits_after"] == rank1["limits_after"] == [MAX_W, MAX_W]
-    # Energy is summed over the two GPUs (about twice one replay GPU's power; a little less when
-    # one rank's window ran longer, since time is the slower rank's), not one rank's or the mean.
+    # Energy is summed over the two GPUs (twice one replay GPU's power: both ran the same steps at
+    # the same limit on virtual time), not one rank's or the mean; time is the profile's step time.
     profile = load_profile(PROFILE)
     energies = {}
     for limit, m in rank0["measurements"].items():
-        avg_power_w = m["energy_per_step_j"] / m["time_per_step_s"]
-        assert 1.5 < avg_power_w / profile.power_at(int(limit)) < 2.1
+        at = profile.at(None, int(limit))
+        assert m["time_per_step_s"] == pytest.approx(at.step_time_s, rel=1e-9)
+        assert m["energy_per_step_j"] == pytest.approx(2 * at.power_w * at.step_time_s, rel=1e-9)
         energies[int(limit)] = m["energy_per_step_j"]
     assert chosen == min(energies, key=energies.__getitem__)  # Energy() on the combined data
     # The next recurrence reuses rank 0's saved profile on every rank: no profiling at all.

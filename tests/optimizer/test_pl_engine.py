@@ -224,10 +224,10 @@ def test_measurements_are_per_step_and_consistent_with_power() -> None:
     plo = _optimizer(gpu, profile_steps=4)
     train(plo, epochs=2, steps_per_epoch=25)
     for limit_w, m in plo.measurements.items():
-        assert m.avg_power_w == pytest.approx(gpu.profile.power_at(limit_w), rel=0.05)
-        assert m.time_per_step_s >= 0.002 * 0.9  # a step is at least its work
+        at = gpu.profile.at(None, limit_w)
+        assert m.avg_power_w == pytest.approx(at.power_w, rel=1e-9)
+        assert m.time_per_step_s == pytest.approx(at.step_time_s, rel=1e-9)  # per step, not window
         assert math.isclose(m.energy_per_step_j, m.avg_power_w * m.time_per_step_s)
-    assert plo.measurements[300].time_per_step_s < 0.006  # per step, not per 4-step window
     # 100 W runs 2.9x slower than 300 W on this profile.
     slowdown = plo.measurements[100].time_per_step_s / plo.measurements[300].time_per_step_s
-    assert 2.0 < slowdown < 4.0
+    assert 2.8 < slowdown < 3.0

@@ -64,7 +64,7 @@ def spec_for(tmp_path: Path, **overrides: object) -> ProfileSpec:
         "workdir": tmp_path,
         "runs": 2,
         "profile_params": (1, 2),
-        "env": {"ZEUS_GPU": "replay:a40-resnet50", "OMP_NUM_THREADS": "1"},
+        "env": {"ZEUS_GPU": "replay:a40-imagenet-resnet50", "OMP_NUM_THREADS": "1"},
     }
     fields.update(overrides)
     return ProfileSpec(**fields)  # type: ignore[arg-type]
@@ -80,6 +80,9 @@ def test_profile_writes_a_trace_pair_the_simulator_runs(tmp_path: Path) -> None:
     outcome = profile_workload(spec_for(tmp_path), tmp_path / "out")
 
     assert outcome.gpu == "nvidia-a40-replay"
+    profile_workload(spec_for(tmp_path), tmp_path / "again")  # deterministic on replay
+    for name in ("summary_train.csv", "summary_power_nvidia-a40-replay.csv"):
+        assert (tmp_path / "again" / name).read_text() == (tmp_path / "out" / name).read_text()
     assert outcome.missing_limits == {}
     train = read(outcome.train_trace)
     assert [(r["batch_size"], r["run"]) for r in train] == [
@@ -92,14 +95,17 @@ def test_profile_writes_a_trace_pair_the_simulator_runs(tmp_path: Path) -> None:
     assert all(r["dataset"] == "toy" and r["target_metric"] == "0.7" for r in train)
 
     power = read(outcome.power_trace)
-    replay = load_profile("a40-resnet50")
-    for bs in ("32", "64"):
-        rows = [r for r in power if r["batch_size"] == bs]
-        assert [int(r["power_limit"]) for r in rows] == list(replay.power_limits_w)
-        for r in rows:  # the replay GPU draws its profile's average power at each limit
-            expected_w = replay.avg_power_w[replay.power_limits_w.index(int(r["power_limit"]))]
-            assert float(r["average_power"]) == pytest.approx(expected_w, rel=0.05)
-            assert float(r["time_per_epoch"]) > 0
+    replay = load_profile("a40-imagenet-resnet50")
+    for bs in (32, 64):
+        rows = [r for r in power if r["batch_size"] == str(bs)]
+        assert [int(r["power_limit"]) for r in rows] == list(range(100, 301, 25))
+        for r in rows:  # what the replay GPU replays at each limit, for this batch size, exactly
+            at = replay.at(bs, int(r["power_limit"]))
+            assert float(r["average_power"]) == pytest.approx(at.power_w, rel=1e-9)
+            steps_per_epoch = -(-512 // bs)
+            assert float(r["time_per_epoch"]) == pytest.approx(
+                at.step_time_s * steps_per_epoch, rel=1e-9
+            )
     # the second run of a batch size reused the saved profile instead of profiling again
     second_log = (tmp_path / "out" / "logs" / "profile-bs32-run2.log").read_text()
     assert "reusing power-limit profile" in second_log

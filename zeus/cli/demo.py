@@ -13,6 +13,7 @@ from rich.table import Table
 
 from zeus.cli.console import make_console
 from zeus.cli.series_view import SeriesView
+from zeus.demo.job import DEMO_PROFILE
 
 
 def _prepare_out(out: Path) -> None:
@@ -33,7 +34,7 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="Only 6 recurrences."),
     seed: int = typer.Option(1, "--seed", help="Seed of the batch-size policy and the runs."),
     profile: str = typer.Option(
-        "a40-resnet50", "--profile", help="Replay GPU profile when there is no NVIDIA GPU."
+        DEMO_PROFILE, "--profile", help="Replay GPU profile when there is no NVIDIA GPU."
     ),
     server: str | None = typer.Option(
         None, "--server", help="Get batch sizes from this BSO server (zeus serve) instead."
@@ -65,11 +66,11 @@ def demo(
     gpu = choose_gpu(profile)
     bso_job_id = f"zeus-demo-{uuid.uuid4().hex[:8]}"
     job = demo_job(out, server, bso_job_id)
-    env = {} if gpu.backend is None else {"ZEUS_GPU": gpu.backend}
+    env = {"ZEUS_GPU": gpu.backend}
     console.rule("[bold]zeus demo")
     console.print(
         f"Recurring job: a small CNN on scikit-learn digits, trained for real on the "
-        f"{'GPU' if gpu.backend is None else 'CPU'} to {job.target_metric:.0%} test accuracy, "
+        f"{'CPU' if gpu.simulated else 'GPU'} to {job.target_metric:.0%} test accuracy, "
         f"{num_recurrence} recurrences; candidate batch sizes {DEMO_BATCH_SIZES}, "
         f"default {job.default_bs}."
     )

@@ -14,7 +14,7 @@ from rich.table import Table
 from zeus.cli.console import make_console
 
 GPU_OPTION_HELP = (
-    "GPU backend: 'nvml', 'replay:<profile>', 'replay:<profile>:<n>' or 'none' "
+    "GPU backend: 'nvml', 'replay:<profile>[:<n>][:wall]' or 'none' "
     "(default: env ZEUS_GPU, else NVIDIA GPUs if NVML finds any)."
 )
 

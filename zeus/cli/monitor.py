@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import typer
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.table import Table
 from zeus.cli.console import make_console
 from zeus.cli.env import GPU_OPTION_HELP
 from zeus.cli.options import int_list
+from zeus.device.base import GPU
 
 monitor_app = typer.Typer(
     name="monitor",
@@ -31,14 +33,24 @@ def _wait(duration_s: float | None) -> bool:
     return False
 
 
-def _replay_note(console: Console, gpus: list[object]) -> None:
-    from zeus.device.replay import ReplayGPU
-
-    names = sorted({g.profile.name for g in gpus if isinstance(g, ReplayGPU)})
+def _replay_note(console: Console, gpus: Sequence[GPU]) -> None:
+    names = sorted({g.name for g in gpus if g.capabilities.simulated})
     if names:
         console.print(
             f"[yellow]replay GPU ({', '.join(names)}): figures are replayed from measured "
             "profiles, not measured on hardware[/]"
+        )
+
+
+def _refuse_virtual_time(gpus: Sequence[GPU]) -> None:
+    """`zeus monitor` watches from outside the training process; virtual time cannot be seen there."""
+    from zeus.errors import ZeusConfigError
+
+    if any(g.capabilities.virtual_time for g in gpus):
+        raise ZeusConfigError(
+            "--gpu: replay GPUs on virtual time advance only with the training steps marked in the "
+            "process that trains, which `zeus monitor` is not; to watch a replay GPU in real time "
+            "use --gpu replay:<profile>:wall"
         )
 
 
@@ -56,6 +68,7 @@ def energy(
 
     console = make_console()
     gpus = get_gpus(backend=gpu)
+    _refuse_virtual_time(gpus)
     indices = int_list(gpu_index or [], "--gpu-index") or None
     monitor = ZeusMonitor(gpu_indices=indices, gpus=gpus, sync_execution_with="none")
     console.print(
@@ -79,7 +92,7 @@ def energy(
         table.add_row(device, f"{joules:.3f}", f"{joules / m.time_s:.2f}" if m.time_s > 0 else "-")
     console.print(table)
     console.print(f"total GPU energy: {m.total_energy_j:.3f} J")
-    _replay_note(console, list(monitor.gpus))
+    _replay_note(console, monitor.gpus)
 
 
 @monitor_app.command("power")
@@ -99,8 +112,10 @@ def power(
     gpus = get_gpus(backend=gpu)
     if not gpus:
         raise ZeusConfigError(
-            "no GPU to monitor; pass --gpu replay:<profile> (or ZEUS_GPU) or run on an NVIDIA GPU"
+            "no GPU to monitor; pass --gpu replay:<profile>:wall (or ZEUS_GPU) or run on an "
+            "NVIDIA GPU"
         )
+    _refuse_virtual_time(gpus)
     console.print(
         f"logging power of {len(gpus)} GPU(s) every {interval:g} s to {out}"
         + (f" for {duration:g} s" if duration is not None else "; Ctrl-C to stop")
@@ -120,7 +135,7 @@ def power(
     console.print(
         f"total {sum(per_gpu.values()):.3f} J over {span_s:.3f} s, {avg_power(out):.2f} W"
     )
-    _replay_note(console, list(gpus))
+    _replay_note(console, gpus)
 
 
 def register(app: typer.Typer) -> None:

@@ -66,13 +66,6 @@ def augment(x: Any, y: Any, copies: int, seed: int) -> tuple[Any, Any]:
     return torch.cat(xs), torch.cat(ys)
 
 
-def warm_up(model: Any, batch: Any) -> None:
-    """A few untimed passes so that power-limit profiling measures steady-state steps."""
-    for _ in range(3):
-        model(batch).sum().backward()
-    model.zero_grad(set_to_none=True)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="zeus demo training job (digits CNN)")
     parser.add_argument("--batch-size", type=int, help="required unless --server decides it")
@@ -195,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
         nn.Flatten(),
         nn.Linear(32 * 64, 10),
     ).to(device)
-    warm_up(model, x_train[: args.batch_size])
     params = list(model.parameters())
     adam_state: dict[str, Any] = {}
 

@@ -6,8 +6,11 @@ inside backends. Power limits are whole watts.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from zeus.errors import NotSupportedError
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,11 @@ class GPUCapabilities:
     """Has a cumulative energy counter (NVIDIA Volta and newer; the replay GPU)."""
     set_power_limit: bool
     """This process may change the power limit (False: observe-only)."""
+    virtual_time: bool = False
+    """The device keeps its own clock, advanced by the training steps marked on it (`GPU.step`):
+    window time and energy come from that clock, not from wall time (the replay GPU)."""
+    simulated: bool = False
+    """Figures are replayed from measured data, not measured on this machine's hardware."""
 
 
 @runtime_checkable
@@ -63,9 +71,38 @@ class GPU(Protocol):
         ...
 
     def synchronize(self) -> None:
-        """Wait until queued work is done. No-op for real GPUs (the framework syncs); the replay GPU
-        waits here as long as a GPU throttled to the current limit would."""
+        """Wait until queued work is done. No-op for real GPUs (the framework syncs) and virtual-time
+        devices; a wall-clock replay GPU waits here as long as a throttled GPU would."""
         ...
+
+    def clock_s(self) -> float:
+        """The device's time in seconds: ``time.monotonic()`` for hardware, the virtual clock for a
+        ``virtual_time`` device. Window time is the difference of two readings."""
+        ...
+
+    def step(self, batch_size: int | None = None, *, forward_only: bool = False) -> None:
+        """One training step of ``batch_size`` samples ran on this GPU (``forward_only``: an
+        evaluation batch). Hardware ignores it (the work ran for real); a ``virtual_time`` device
+        advances its clock and energy counter by what the step takes at the current power limit."""
+        ...
+
+    def power_timeline_w(self, start_s: float, end_s: float) -> list[tuple[float, float]]:
+        """``(clock_s, W)`` where power changed in [start_s, end_s], first the power at ``start_s``;
+        ``virtual_time`` devices only (``NotSupportedError`` otherwise: sample ``power_w()``)."""
+        ...
+
+
+class HardwareClock:
+    """The clock part of `GPU` for devices that run work for real: wall time, steps ignored."""
+
+    def clock_s(self) -> float:
+        return time.monotonic()
+
+    def step(self, batch_size: int | None = None, *, forward_only: bool = False) -> None:
+        """The step ran on the hardware: nothing to account for."""
+
+    def power_timeline_w(self, start_s: float, end_s: float) -> list[tuple[float, float]]:
+        raise NotSupportedError(f"{self!r} runs on wall time: sample power_w() (PowerMonitor)")
 
 
 @dataclass(frozen=True)

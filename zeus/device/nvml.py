@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from zeus.device.base import GPUCapabilities
+from zeus.device.base import GPUCapabilities, HardwareClock
 from zeus.errors import (
     GPUNotFoundError,
     NotSupportedError,
@@ -161,7 +161,14 @@ def nvml_gpus(indices: list[int] | None = None, pynvml: Any = None) -> list[NVML
     return [NVMLGPU(handles[i], i, pynvml) for i in wanted]
 
 
-class NVMLGPU:
+def open_gpus(arg: str, indices: list[int] | None) -> list[NVMLGPU]:
+    """The ``nvml`` backend of `zeus.device.get_gpus`."""
+    if arg:
+        raise ZeusConfigError(f"GPU backend 'nvml' takes no argument, got 'nvml:{arg}'")
+    return nvml_gpus(indices)
+
+
+class NVMLGPU(HardwareClock):
     """One NVIDIA GPU (or MIG device). Implements `zeus.device.GPU`."""
 
     def __init__(self, handle: Any, index: int, pynvml: Any) -> None:

@@ -1,255 +1,52 @@
-"""A GPU that replays measured (power, step time) profiles, for machines without a GPU.
+"""A GPU that replays measured profiles on a virtual clock, for machines without a GPU.
 
-Profiles come from the data shipped in the package (see ``zeus/data/profiles/README.md``):
+The training really runs (on the CPU); the replay GPU accounts for the GPU work it stands for. Its
+clock advances by the training steps marked on it (`ReplayGPU.step`, called by `ZeusMonitor.step`,
+`GlobalPowerLimitOptimizer`, `ZeusDataLoader` and the framework callbacks): a step of ``b`` samples at
+the current power limit lasts what the profile (`zeus.device.replay_profiles`) says it lasts for
+batch size ``b`` at that limit, and draws the profile's power meanwhile. The energy counter
+integrates that power over that time. Nothing depends on how long the CPU took, so replayed figures
+are the same on an idle and on a loaded machine. An evaluation batch (``forward_only``) takes
+`FORWARD_FRACTION` of a training step of the same size.
 
-* ``zeus/data/profiles/<GPU>+<model>+gpu<ids>.csv``: real per-power-limit profiling windows. Named
-  ``<gpu>-<model>`` (``a40-resnet50``), or ``<gpu>-<model>-x<n>`` for multi-GPU logs, which keep
-  per-GPU power figures (replay GPU ``i`` uses the log's ``gpu<i>`` column).
-* ``zeus/data/traces/summary_power_<gpu>.csv``: per (dataset, network, optimizer, batch size) epoch
-  time and average power per limit. Named ``<gpu>-<dataset>-<network>-bs<N>``; where one (dataset,
-  network) was run with several optimizers, the first listed is the default and every optimizer also
-  gets ``<gpu>-<dataset>-<network>-<optimizer>-bs<N>``.
+The power-limit setting persists in a small state file, like a driver setting, so another process
+(or the same one after a restart) sees it. Within a process, every `ReplayGPU` of one profile, index
+and state file is a handle on the same device: one clock, one counter.
 
-Between measured limits, power and relative step time are interpolated linearly.
-
-The replay GPU keeps an energy counter that integrates the profile's average power at the current
-limit over wall time, and ``synchronize()`` sleeps so that the wall time since the previous sync is
-stretched by the relative step time of the current limit, as a GPU throttled to that limit would.
-Its power-limit setting persists in a small state file, like a driver setting, so another process
-(or the same one after a restart) sees it.
+``clock="wall"`` keeps the earlier real-time behaviour for measuring one's own code under a replayed
+slowdown: energy integrates the profile's power over wall time and ``synchronize()`` sleeps so that
+the time since the previous sync is stretched by the current limit's slowdown.
 """
 
 from __future__ import annotations
 
-import csv
-import functools
-import io
-import itertools
 import json
 import logging
 import os
-import re
 import tempfile
 import threading
 import time
 from bisect import bisect_right
-from collections import defaultdict
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from zeus.device.base import GPUCapabilities
+from zeus.device.replay_profiles import ReplayProfile, StepFigures, list_profiles, load_profile
 from zeus.errors import ZeusConfigError
+
+__all__ = ["FORWARD_FRACTION", "ReplayGPU", "list_profiles", "load_profile", "replay_state_dir"]
 
 logger = logging.getLogger(__name__)
 
+Clock = Literal["virtual", "wall"]
+
+FORWARD_FRACTION = 1.0 / 3.0
+"""An evaluation (forward-only) batch costs this fraction of a training step of the same size: the
+backward pass costs about twice the forward pass."""
+
 _DEFAULT_STATE_DIR = Path("~/.cache/zeus/replay")
-
-
-@dataclass(frozen=True)
-class ReplayProfile:
-    """Measured behaviour of one workload on one GPU model, per power limit (ascending)."""
-
-    name: str
-    gpu_model: str
-    power_limits_w: tuple[int, ...]
-    avg_power_w: tuple[float, ...]
-    """Mean over GPUs of the average board power at each limit."""
-    rel_step_time: tuple[float, ...]
-    """Step (or epoch) time relative to the time at the maximum limit."""
-    source: str
-    per_gpu_avg_power_w: tuple[tuple[float, ...], ...] = ()
-    """For multi-GPU logs: each GPU's own average power per limit."""
-
-    def __post_init__(self) -> None:
-        limits = self.power_limits_w
-        if len(limits) < 2 or any(b <= a for a, b in itertools.pairwise(limits)):
-            raise ZeusConfigError(
-                f"replay profile {self.name!r}: power_limits_w must hold >= 2 ascending limits, "
-                f"got {limits}"
-            )
-        series = [self.avg_power_w, self.rel_step_time, *self.per_gpu_avg_power_w]
-        if any(len(values) != len(limits) for values in series):
-            raise ZeusConfigError(
-                f"replay profile {self.name!r}: avg_power_w, rel_step_time and per-GPU power need "
-                f"one value per power limit ({len(limits)})"
-            )
-        if any(v <= 0 for values in series for v in values):
-            raise ZeusConfigError(
-                f"replay profile {self.name!r}: power and relative step time must be > 0"
-            )
-
-    @property
-    def min_power_limit_w(self) -> int:
-        return self.power_limits_w[0]
-
-    @property
-    def max_power_limit_w(self) -> int:
-        return self.power_limits_w[-1]
-
-    @property
-    def default_power_limit_w(self) -> int:
-        """Drivers default to the maximum (TDP) limit."""
-        return self.power_limits_w[-1]
-
-    @property
-    def num_gpus(self) -> int:
-        return max(1, len(self.per_gpu_avg_power_w))
-
-    def power_at(self, limit_w: float, gpu: int = 0) -> float:
-        """Average power at ``limit_w`` (interpolated) of GPU ``gpu`` of the profiled job."""
-        series = self.per_gpu_avg_power_w[gpu % self.num_gpus] if self.per_gpu_avg_power_w else None
-        return _interpolate(self.power_limits_w, series or self.avg_power_w, limit_w)
-
-    def rel_step_time_at(self, limit_w: float) -> float:
-        return _interpolate(self.power_limits_w, self.rel_step_time, limit_w)
-
-
-def _interpolate(xs: tuple[int, ...], ys: tuple[float, ...], x: float) -> float:
-    if x <= xs[0]:
-        return ys[0]
-    if x >= xs[-1]:
-        return ys[-1]
-    i = bisect_right(xs, x) - 1
-    frac = (x - xs[i]) / (xs[i + 1] - xs[i])
-    return ys[i] + frac * (ys[i + 1] - ys[i])
-
-
-# ---------------------------------------------------------------------------------------------------
-# Loading profiles from package data
-
-
-def _read_data(folder: str, filename: str) -> str:
-    return resources.files("zeus.data").joinpath(folder).joinpath(filename).read_text()
-
-
-def _data_files(folder: str) -> list[str]:
-    return sorted(p.name for p in resources.files("zeus.data").joinpath(folder).iterdir())
-
-
-_WINDOW_LIMIT = re.compile(r"(\d+)$")
-_PROFILE_FILE = re.compile(r"^(?P<gpu>[^+]+)\+(?P<model>[^+]+)\+gpu(?P<ids>[\d,]+)\.csv$")
-
-
-def _profile_from_window_log(name: str, gpu_model: str, filename: str) -> ReplayProfile:
-    """Per-window log: avg power = energy / elapsed; rel step time = elapsed / elapsed at max."""
-    rows = list(csv.DictReader(io.StringIO(_read_data("profiles", filename))))
-    energy_columns = [c for c in rows[0] if c.startswith("gpu") and c.endswith("_energy")]
-    by_limit: dict[int, tuple[float, list[float]]] = {}
-    for row in rows:
-        match = _WINDOW_LIMIT.search(row["window_name"])
-        if match is None:
-            raise ZeusConfigError(f"{filename}: window_name {row['window_name']!r} lacks a limit")
-        elapsed_s = float(row["elapsed_time"])
-        powers = [float(row[c]) / elapsed_s for c in energy_columns]
-        by_limit[int(match.group(1))] = (elapsed_s, powers)
-    limits = tuple(sorted(by_limit))
-    base_s = by_limit[limits[-1]][0]
-    per_gpu = tuple(
-        tuple(by_limit[lim][1][g] for lim in limits) for g in range(len(energy_columns))
-    )
-    return ReplayProfile(
-        name=name,
-        gpu_model=gpu_model,
-        power_limits_w=limits,
-        avg_power_w=tuple(sum(by_limit[lim][1]) / len(energy_columns) for lim in limits),
-        rel_step_time=tuple(by_limit[lim][0] / base_s for lim in limits),
-        source=f"zeus/data/profiles/{filename}",
-        per_gpu_avg_power_w=per_gpu if len(energy_columns) > 1 else (),
-    )
-
-
-def _window_log_profiles() -> dict[str, tuple[str, str]]:
-    found: dict[str, tuple[str, str]] = {}
-    for filename in _data_files("profiles"):
-        match = _PROFILE_FILE.match(filename)
-        if match is None:
-            continue
-        n = len(match["ids"].split(","))
-        name = f"{match['gpu'].lower()}-{match['model'].lower()}" + (f"-x{n}" if n > 1 else "")
-        found[name] = (match["gpu"].upper(), filename)
-    return found
-
-
-def _trace_rows() -> dict[str, tuple[str, list[dict[str, str]]]]:
-    """Group the power-trace rows by profile name."""
-    groups: dict[str, tuple[str, list[dict[str, str]]]] = {}
-    for filename in _data_files("traces"):
-        match = re.fullmatch(r"summary_power_(\w+)\.csv", filename)
-        if match is None:
-            continue
-        gpu = match.group(1)
-        rows = list(csv.DictReader(io.StringIO(_read_data("traces", filename))))
-        optimizers: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for row in rows:
-            seen = optimizers[(row["dataset"], row["network"])]
-            if row["optimizer"] not in seen:
-                seen.append(row["optimizer"])
-        for row in rows:
-            key = (row["dataset"], row["network"])
-            base = f"{gpu}-{row['dataset']}-{row['network']}".lower().replace("_", "-")
-            names = []
-            if row["optimizer"] == optimizers[key][0]:
-                names.append(f"{base}-bs{row['batch_size']}")
-            if len(optimizers[key]) > 1:  # the optimizer suffix only where it disambiguates
-                names.append(f"{base}-{row['optimizer'].lower()}-bs{row['batch_size']}")
-            for name in names:
-                groups.setdefault(name, (gpu.upper(), []))[1].append(row)
-    return groups
-
-
-def _profile_from_trace(name: str, gpu_model: str, rows: list[dict[str, str]]) -> ReplayProfile:
-    by_limit = {
-        int(r["power_limit"]): (float(r["time_per_epoch"]), float(r["average_power"])) for r in rows
-    }
-    limits = tuple(sorted(by_limit))
-    base_s = by_limit[limits[-1]][0]
-    return ReplayProfile(
-        name=name,
-        gpu_model=gpu_model,
-        power_limits_w=limits,
-        avg_power_w=tuple(by_limit[lim][1] for lim in limits),
-        rel_step_time=tuple(by_limit[lim][0] / base_s for lim in limits),
-        source="zeus/data/traces/summary_power_" + gpu_model.lower() + ".csv",
-    )
-
-
-@functools.cache
-def _catalog() -> dict[str, ReplayProfile]:
-    profiles: dict[str, ReplayProfile] = {}
-    for name, (gpu, filename) in _window_log_profiles().items():
-        profiles[name] = _profile_from_window_log(name, gpu, filename)
-    for name, (gpu, rows) in _trace_rows().items():
-        if len({r["power_limit"] for r in rows}) >= 2:
-            profiles[name] = _profile_from_trace(name, gpu, rows)
-    return profiles
-
-
-def _normalise(name: str) -> str:
-    return name.strip().lower().replace("_", "-")
-
-
-def list_profiles() -> list[str]:
-    """Names of every shipped replay profile, sorted."""
-    return sorted(_catalog())
-
-
-def load_profile(name: str) -> ReplayProfile:
-    """The shipped profile called ``name`` (case-insensitive; ``_`` and ``-`` are interchangeable)."""
-    catalog = _catalog()
-    wanted = _normalise(name)
-    for candidate, profile in catalog.items():
-        if _normalise(candidate) == wanted:
-            return profile
-    examples = ", ".join(n for n in list_profiles() if "-bs" not in n)
-    raise ZeusConfigError(
-        f"replay profile {name!r} does not exist; allowed: {examples}, or "
-        f"'<gpu>-<dataset>-<network>-bs<N>' from the power traces (`zeus show-env --profiles` lists all)"
-    )
-
-
-# ---------------------------------------------------------------------------------------------------
-# The replay GPU
+_HISTORY_LIMIT = 100_000
+"""Power change points kept per device for `ReplayGPU.power_timeline_w` (the oldest are dropped)."""
 
 
 def replay_state_dir(state_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -260,27 +57,190 @@ def replay_state_dir(state_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(env) if env else _DEFAULT_STATE_DIR.expanduser()
 
 
+class _Device:
+    """The state of one replay GPU in this process, shared by all its `ReplayGPU` handles."""
+
+    def __init__(self, profile: ReplayProfile, index: int, state_file: Path, clock: Clock) -> None:
+        self.profile = profile
+        self.index = index
+        self.state_file = state_file
+        self.state_path = str(state_file)  # os.stat on a str is the cheapest check
+        self.clock: Clock = clock
+        self.lock = threading.Lock()
+        self.state_mtime_ns = -1
+        self.limit_w = profile.default_power_limit_w
+        self.batch_size: int | None = None  # of the last step: what power_w() reports
+        self.energy_j = 0.0
+        self.clock_s = 0.0  # virtual seconds of work done
+        self.steps = 0
+        self.history: list[tuple[float, float]] = []  # (clock_s, power_w) where power changed
+        self.warned: set[int] = set()
+        self.figures: dict[tuple[int | None, int], StepFigures] = {}
+        # wall clock only
+        self.energy_at_s = time.monotonic()
+        self.last_sync_s: float | None = None
+        self.owed_s = 0.0  # stretch still owed (< 0: overslept) at the current limit
+        self.refresh_limit()
+
+    # -- the power limit, persisted like a driver setting -------------------------------------------
+
+    def refresh_limit(self) -> None:
+        """Pick up a limit set by another process (cheap: one stat when nothing changed)."""
+        try:
+            mtime_ns = os.stat(self.state_path).st_mtime_ns
+        except FileNotFoundError:
+            if self.state_mtime_ns != -1:  # state deleted: back to the default, like a reset
+                self.state_mtime_ns = -1
+                self.change_limit(self.profile.default_power_limit_w)
+            return
+        if mtime_ns == self.state_mtime_ns:
+            return
+        try:
+            limit = int(json.loads(self.state_file.read_text())["power_limit_w"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            logger.warning("ignoring unreadable replay state file %s: %s", self.state_file, e)
+            return
+        self.state_mtime_ns = mtime_ns
+        if self.profile.min_power_limit_w <= limit <= self.profile.max_power_limit_w:
+            self.change_limit(limit)
+
+    def change_limit(self, limit_w: int) -> None:
+        if limit_w == self.limit_w:
+            return
+        if self.clock == "wall":
+            self.advance_wall_energy()
+            self.owed_s = 0.0
+        self.limit_w = limit_w
+
+    def write_limit(self, limit_w: int) -> None:
+        self.change_limit(limit_w)
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({"profile": self.profile.name, "power_limit_w": limit_w})
+        fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".replay-", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(payload)
+        os.replace(tmp, self.state_file)  # atomic: readers see the old or the new file
+        self.state_mtime_ns = self.state_file.stat().st_mtime_ns
+
+    # -- step figures ------------------------------------------------------------------------------
+
+    def figures_at(self, batch_size: int | None) -> StepFigures:
+        key = (batch_size, self.limit_w)
+        figures = self.figures.get(key)
+        if figures is None:
+            figures = self.figures[key] = self.profile.at(batch_size, self.limit_w, self.index)
+        return figures
+
+    def explain(self, batch_size: int | None, figures: StepFigures) -> None:
+        """Say once per batch size where figures that were not measured come from."""
+        profile = self.profile
+        key = -1 if batch_size is None else batch_size
+        if key in self.warned or not profile.batch_sizes:
+            return
+        if batch_size is None:
+            self.warned.add(key)
+            logger.warning(
+                "replay GPU %d (%s): steps marked without a batch size count as batch size %s "
+                "(measured: %s); pass the batch size to get its own figures",
+                self.index,
+                profile.name,
+                profile.reference_batch_size,
+                ", ".join(map(str, profile.batch_sizes)),
+            )
+        elif figures.derived_from:
+            self.warned.add(key)
+            logger.warning(
+                "replay GPU %d (%s) has no data for batch size %d (measured: %s): its step time "
+                "and power are derived from batch size(s) %s (docs/replay-gpu.md)",
+                self.index,
+                profile.name,
+                batch_size,
+                ", ".join(map(str, profile.batch_sizes)),
+                " and ".join(map(str, figures.derived_from)),
+            )
+
+    # -- virtual clock -----------------------------------------------------------------------------
+
+    def step(self, batch_size: int | None, forward_only: bool) -> None:
+        with self.lock:
+            self.refresh_limit()
+            self.batch_size = batch_size
+            figures = self.figures_at(batch_size)
+            self.explain(batch_size, figures)
+            if self.clock == "wall":
+                return
+            duration_s = figures.step_time_s * (FORWARD_FRACTION if forward_only else 1.0)
+            if not self.history or self.history[-1][1] != figures.power_w:
+                self.history.append((self.clock_s, figures.power_w))
+                if len(self.history) > _HISTORY_LIMIT:
+                    del self.history[: len(self.history) - _HISTORY_LIMIT]
+            self.clock_s += duration_s
+            self.energy_j += figures.power_w * duration_s
+            self.steps += 1
+
+    def power_now(self) -> float:
+        return self.figures_at(self.batch_size).power_w
+
+    # -- wall clock (clock="wall") -------------------------------------------------------------------
+
+    def advance_wall_energy(self) -> None:
+        now_s = time.monotonic()
+        self.energy_j += self.power_now() * (now_s - self.energy_at_s)
+        self.energy_at_s = now_s
+
+    def stretch(self) -> None:
+        """Sleep so the wall time since the previous sync is stretched by the current slowdown.
+
+        The first call only starts the clock. Limits measured faster than the maximum limit do not
+        shrink time. ``time.sleep`` overshoots; the overshoot is paid back at the next sync.
+        """
+        now_s = time.monotonic()
+        with self.lock:
+            self.refresh_limit()
+            at_limit = self.figures_at(self.batch_size).step_time_s
+            at_max = self.profile.at(self.batch_size, self.profile.max_power_limit_w).step_time_s
+            previous = self.last_sync_s
+        slowdown = at_limit / at_max
+        if previous is not None and slowdown > 1.0:
+            owed_s = (now_s - previous) * (slowdown - 1.0) + self.owed_s
+            if owed_s > 0:
+                time.sleep(owed_s)
+                slept_until_s = time.monotonic()
+                owed_s -= slept_until_s - now_s  # negative: overslept, sleep less next time
+                now_s = slept_until_s
+            self.owed_s = owed_s
+        self.last_sync_s = now_s
+
+
+_devices: dict[tuple[str, str, int, Clock], _Device] = {}
+_devices_lock = threading.Lock()
+
+
+def _device(profile: ReplayProfile, index: int, state_file: Path, clock: Clock) -> _Device:
+    key = (str(state_file), profile.name, index, clock)
+    with _devices_lock:
+        device = _devices.get(key)
+        if device is None:
+            device = _devices[key] = _Device(profile, index, state_file, clock)
+        return device
+
+
 class ReplayGPU:
-    """A GPU whose power, energy and speed follow a measured profile. Implements `zeus.device.GPU`."""
+    """A GPU whose speed, power and energy follow a measured profile. Implements `zeus.device.GPU`."""
 
     def __init__(
         self,
         profile: ReplayProfile | str,
         index: int = 0,
         state_dir: str | os.PathLike[str] | None = None,
+        clock: Clock = "virtual",
     ) -> None:
+        if clock not in ("virtual", "wall"):
+            raise ZeusConfigError(f"clock must be 'virtual' or 'wall', got {clock!r}")
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
         self._index = index
-        self._state_file = replay_state_dir(state_dir) / f"{self.profile.name}-gpu{index}.json"
-        self._state_path = str(self._state_file)  # os.stat on a str is the cheapest check
-        self._lock = threading.Lock()
-        self._state_mtime_ns = -1
-        self._limit_w = self.profile.default_power_limit_w
-        self._energy_j = 0.0
-        self._energy_at_s = time.monotonic()
-        self._last_sync_s: float | None = None
-        self._owed_s = 0.0  # stretch still owed (< 0: overslept) at the current limit
-        self._refresh_limit()
+        state_file = replay_state_dir(state_dir) / f"{self.profile.name}-gpu{index}.json"
+        self._device = _device(self.profile, index, state_file, clock)
 
     # -- identity and capabilities ---------------------------------------------------------------
 
@@ -294,7 +254,16 @@ class ReplayGPU:
 
     @property
     def capabilities(self) -> GPUCapabilities:
-        return GPUCapabilities(energy_counter=True, set_power_limit=True)
+        return GPUCapabilities(
+            energy_counter=True,
+            set_power_limit=True,
+            virtual_time=self._device.clock == "virtual",
+            simulated=True,
+        )
+
+    @property
+    def clock(self) -> Clock:
+        return self._device.clock
 
     @property
     def min_power_limit_w(self) -> int:
@@ -310,17 +279,22 @@ class ReplayGPU:
 
     @property
     def state_file(self) -> Path:
-        return self._state_file
+        return self._device.state_file
+
+    @property
+    def steps(self) -> int:
+        """Steps marked on this device in this process."""
+        return self._device.steps
 
     def __repr__(self) -> str:
-        return f"ReplayGPU({self.profile.name!r}, index={self._index})"
+        return f"ReplayGPU({self.profile.name!r}, index={self._index}, clock={self.clock!r})"
 
-    # -- power limit (persisted like a driver setting) ---------------------------------------------
+    # -- power limit -------------------------------------------------------------------------------
 
     def get_power_limit_w(self) -> int:
-        with self._lock:
-            self._refresh_limit()
-            return self._limit_w
+        with self._device.lock:
+            self._device.refresh_limit()
+            return self._device.limit_w
 
     def set_power_limit_w(self, watts: int) -> None:
         if watts != watts or int(watts) != watts:
@@ -331,101 +305,88 @@ class ReplayGPU:
                 f"power limit {watts} W is outside the range of {self.name} GPU {self._index}: "
                 f"allowed {lo}..{hi} W"
             )
-        with self._lock:
-            self._refresh_limit()
-            self._advance_energy(time.monotonic())
-            self._limit_w = int(watts)
-            self._owed_s = 0.0
-            self._write_state()
-            logger.debug(
-                "replay GPU %d (%s): power limit %d W", self._index, self.profile.name, watts
-            )
+        with self._device.lock:
+            self._device.refresh_limit()
+            self._device.write_limit(int(watts))
+        logger.debug("replay GPU %d (%s): power limit %d W", self._index, self.profile.name, watts)
 
     def reset_power_limit(self) -> None:
         self.set_power_limit_w(self.default_power_limit_w)
 
-    def _refresh_limit(self) -> None:
-        """Pick up a limit set by another process (cheap: one stat when nothing changed)."""
-        try:
-            mtime_ns = os.stat(self._state_path).st_mtime_ns
-        except FileNotFoundError:
-            if self._state_mtime_ns != -1:  # state deleted: back to the default, like a reset
-                self._state_mtime_ns = -1
-                self._advance_energy(time.monotonic())
-                self._limit_w = self.profile.default_power_limit_w
-                self._owed_s = 0.0
-            return
-        if mtime_ns == self._state_mtime_ns:
-            return
-        try:
-            limit = int(json.loads(self._state_file.read_text())["power_limit_w"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            logger.warning("ignoring unreadable replay state file %s: %s", self._state_file, e)
-            return
-        self._state_mtime_ns = mtime_ns
-        if limit != self._limit_w and self.min_power_limit_w <= limit <= self.max_power_limit_w:
-            self._advance_energy(time.monotonic())
-            self._limit_w = limit
-            self._owed_s = 0.0
+    # -- work, time, power and energy --------------------------------------------------------------
 
-    def _write_state(self) -> None:
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"profile": self.profile.name, "power_limit_w": self._limit_w})
-        fd, tmp = tempfile.mkstemp(dir=self._state_file.parent, prefix=".replay-", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(payload)
-        os.replace(tmp, self._state_file)  # atomic: readers see the old or the new file
-        self._state_mtime_ns = self._state_file.stat().st_mtime_ns
+    def step(self, batch_size: int | None = None, *, forward_only: bool = False) -> None:
+        """One step of ``batch_size`` samples ran: advance the clock and the energy counter."""
+        if batch_size is not None and batch_size < 1:
+            raise ZeusConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self._device.step(batch_size, forward_only)
 
-    # -- power and energy -------------------------------------------------------------------------
+    def clock_s(self) -> float:
+        """Virtual seconds of work done in this process (``clock="wall"``: ``time.monotonic()``)."""
+        if self._device.clock == "wall":
+            return time.monotonic()
+        with self._device.lock:
+            return self._device.clock_s
 
     def power_w(self) -> float:
-        with self._lock:
-            self._refresh_limit()
-            return self.profile.power_at(self._limit_w, self._index)
+        """The profile's power at the current limit, for the batch size of the last step."""
+        with self._device.lock:
+            self._device.refresh_limit()
+            return self._device.power_now()
 
     def energy_j(self) -> float:
-        return self.stamped_energy_j()[0]
+        with self._device.lock:
+            self._device.refresh_limit()
+            if self._device.clock == "wall":
+                self._device.advance_wall_energy()
+            return self._device.energy_j
 
-    def stamped_energy_j(self) -> tuple[float, float]:
-        """The energy counter and the ``time.monotonic()`` instant it refers to."""
-        with self._lock:
-            self._refresh_limit()
-            now_s = time.monotonic()
-            self._advance_energy(now_s)
-            return self._energy_j, now_s
+    def power_timeline_w(self, start_s: float, end_s: float) -> list[tuple[float, float]]:
+        """Power on the virtual clock: ``(time, W)`` where it changed in [start_s, end_s], starting
+        with the power at ``start_s``. Time with no step marked draws nothing: it does not exist."""
+        device = self._device
+        if device.clock == "wall":
+            from zeus.errors import NotSupportedError
 
-    def _advance_energy(self, now_s: float) -> None:
-        self._energy_j += self.profile.power_at(self._limit_w, self._index) * (
-            now_s - self._energy_at_s
-        )
-        self._energy_at_s = now_s
-
-    def rel_step_time(self) -> float:
-        """Slowdown of the current limit relative to the maximum limit."""
-        with self._lock:
-            self._refresh_limit()
-            return self.profile.rel_step_time_at(self._limit_w)
+            raise NotSupportedError(
+                f"{self!r}: a wall-clock replay GPU has no power timeline; sample power_w()"
+            )
+        with device.lock:
+            history = list(device.history)
+        if not history:
+            return []
+        times = [t for t, _ in history]
+        first = max(bisect_right(times, start_s) - 1, 0)
+        points = [(max(start_s, history[first][0]), history[first][1])]
+        points += [p for p in history[first + 1 :] if p[0] <= end_s]
+        return points
 
     def synchronize(self) -> None:
-        """Stretch the wall time since the previous sync by the current limit's relative step time.
+        """Nothing to wait for on the virtual clock; ``clock="wall"`` sleeps the slowdown."""
+        if self._device.clock == "wall":
+            self._device.stretch()
 
-        The first call only starts the clock, so time spent before the first sync (imports, data
-        loading) is not counted as GPU work. Limits faster than the maximum limit do not shrink time.
-        ``time.sleep`` overshoots by tens of µs; the overshoot is paid back at the next sync, so over
-        many steps the slowdown matches the profile even for short steps.
-        """
-        now_s = time.monotonic()
-        with self._lock:
-            self._refresh_limit()
-            rel = self.profile.rel_step_time_at(self._limit_w)
-            previous = self._last_sync_s
-        if previous is not None and rel > 1.0:
-            owed_s = (now_s - previous) * (rel - 1.0) + self._owed_s
-            if owed_s > 0:
-                time.sleep(owed_s)
-                slept_until_s = time.monotonic()
-                owed_s -= slept_until_s - now_s  # negative: overslept, sleep less next time
-                now_s = slept_until_s
-            self._owed_s = owed_s
-        self._last_sync_s = now_s
+
+def open_gpus(arg: str, indices: list[int] | None) -> list[ReplayGPU]:
+    """The ``replay:<profile>[:<n>][:wall]`` backend: ``n`` (default 1) replay GPUs of a profile."""
+    from zeus.device import select_indices
+
+    parts = arg.split(":")
+    clock: Clock = "virtual"
+    if len(parts) > 1 and parts[-1] == "wall":
+        clock = "wall"
+        parts.pop()
+    usage = "'replay:<profile>[:<n>][:wall]' with n a whole number >= 1"
+    if not parts[0] or len(parts) > 2:
+        raise ZeusConfigError(f"GPU backend 'replay:{arg}': allowed {usage}")
+    count = 1
+    if len(parts) == 2:
+        if not parts[1].isdigit() or int(parts[1]) < 1:
+            raise ZeusConfigError(
+                f"GPU backend 'replay:{arg}': replay count must be a whole number >= 1; "
+                f"allowed {usage}"
+            )
+        count = int(parts[1])
+    profile = load_profile(parts[0])
+    wanted = select_indices(indices, count, f"replay:{arg}")
+    return [ReplayGPU(profile, index=i, clock=clock) for i in wanted]

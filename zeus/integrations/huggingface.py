@@ -30,6 +30,9 @@ class HFGlobalPowerLimitOptimizer(TrainerCallback):  # type: ignore[misc]  # tra
     """Forwards the ``Trainer``'s epoch and step events to a `GlobalPowerLimitOptimizer`.
 
     Pass an ``optimizer`` you built, or the optimizer's keyword arguments (``monitor=...`` etc.).
+    Unless the optimizer was given a ``batch_size``, it takes the Trainer's (per device × gradient
+    accumulation × world size): the size of the steps it marks on replay GPUs and of the saved
+    profile's key.
     """
 
     def __init__(self, optimizer: GlobalPowerLimitOptimizer | None = None, **kwargs: Any) -> None:
@@ -37,6 +40,9 @@ class HFGlobalPowerLimitOptimizer(TrainerCallback):  # type: ignore[misc]  # tra
         self.optimizer = engine_from(optimizer, kwargs)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.optimizer.batch_size is None:  # a Trainer step is one optimizer update
+            per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+            self.optimizer.batch_size = int(per_step * args.world_size)
         self.optimizer.on_train_begin()
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

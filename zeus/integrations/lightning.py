@@ -31,7 +31,8 @@ class LightningGlobalPowerLimitOptimizer(Callback):  # type: ignore[misc]  # lig
 
     Pass an ``optimizer`` you built, or the optimizer's keyword arguments (``monitor=...`` etc.).
     Validation inside an epoch is not a training step and is left out of the measurements. On an
-    exception the engine restores the original power limits.
+    exception the engine restores the original power limits. Unless the optimizer was given a
+    ``batch_size``, it takes the train dataloader's (times the world size).
     """
 
     def __init__(self, optimizer: GlobalPowerLimitOptimizer | None = None, **kwargs: Any) -> None:
@@ -39,6 +40,9 @@ class LightningGlobalPowerLimitOptimizer(Callback):  # type: ignore[misc]  # lig
         self.optimizer = engine_from(optimizer, kwargs)
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        per_device = getattr(trainer.train_dataloader, "batch_size", None)
+        if self.optimizer.batch_size is None and per_device:  # a Lightning step is one batch
+            self.optimizer.batch_size = int(per_device * trainer.world_size)
         self.optimizer.on_train_begin()
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:

@@ -7,6 +7,11 @@ it has one; otherwise a background `PowerMonitor` samples power and the window i
 Short windows: NVIDIA's counter is refreshed periodically (tens of ms on some boards), so a window
 shorter than that can see a zero delta. Such a window is charged power × time (power read at its end)
 instead of a silent 0 J, and its ``method`` says so (``"counter+power"``).
+
+Virtual time: on replay GPUs (``capabilities.virtual_time``) a window's time is what their clocks
+advanced by the training steps marked inside it (`ZeusMonitor.step`, or an integration that marks
+them), not wall time. A window in which no step was marked lasts 0 s and holds 0 J; its ``method``
+says ``no-steps`` and the monitor warns once. CPU (RAPL) energy is always real, over wall time.
 """
 
 from __future__ import annotations
@@ -16,11 +21,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from zeus.device.base import CPU, GPU
 from zeus.errors import GPUNotFoundError, ZeusConfigError, ZeusDeviceError
 from zeus.monitor.power import PowerMonitor
 from zeus.monitor.sync import make_sync
+
+if TYPE_CHECKING:
+    from zeus.monitor.exporters import PrometheusExporter
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +44,9 @@ class Measurement:
     dram_energy_j: dict[int, float] | None
     method: str
     """How GPU energy was obtained: ``counter``, ``counter+power`` (window shorter than the counter's
-    refresh), ``power_integration``, a ``mixed(...)`` of those, or ``none``; prefixed ``replay:``
-    when the numbers come from replay GPUs rather than hardware."""
+    refresh), ``power_integration``, a ``mixed(...)`` of those, ``no-steps`` (virtual time that no
+    marked step advanced), or ``none``; prefixed ``replay:`` when the numbers come from replay GPUs
+    rather than hardware."""
 
     @property
     def total_energy_j(self) -> float:
@@ -56,6 +66,7 @@ class Window:
 class _OpenWindow:
     start_mono_s: float
     start_wall_s: float
+    gpu_clock_s: dict[int, float]
     gpu_energy_j: dict[int, float]
     cpu_energy_j: dict[int, float]
     dram_energy_j: dict[int, float]
@@ -84,6 +95,9 @@ class ZeusMonitor:
     ``gpus=`` / ``cpus=`` pass devices explicitly (``gpu_indices``/``cpu_indices`` then index into
     those lists); by default the GPUs come from `zeus.device.get_gpus` and the CPUs from RAPL (none,
     with a warning, when RAPL cannot be read and ``cpu_indices`` was not asked for).
+
+    ``exporter=`` (a `zeus.monitor.exporters.PrometheusExporter`) exports every finished window as
+    Prometheus metrics; by default the process's exporter from ``ZEUS_METRICS`` when it is set.
     """
 
     def __init__(
@@ -95,7 +109,13 @@ class ZeusMonitor:
         gpus: Sequence[GPU] | None = None,
         cpus: Sequence[CPU] | None = None,
         power_interval_s: float = 0.1,
+        exporter: PrometheusExporter | None = None,
     ) -> None:
+        if exporter is None:
+            from zeus.monitor.exporters import exporter_from_env
+
+            exporter = exporter_from_env()
+        self.exporter = exporter
         if gpus is None:
             from zeus.device import get_gpus
 
@@ -107,8 +127,16 @@ class ZeusMonitor:
         self.cpu_indices = _select("CPU", cpus, cpu_indices)
         self.cpus: list[CPU] = [cpus[i] for i in self.cpu_indices]
         self._framework_sync = make_sync(sync_execution_with, [g.index for g in self.gpus])
-        self._counter_gpu = [g.capabilities.energy_counter for g in self.gpus]
-        self._replay = any(type(g).__name__ == "ReplayGPU" for g in self.gpus)
+        capabilities = [g.capabilities for g in self.gpus]
+        self._counter_gpu = [c.energy_counter for c in capabilities]
+        self._virtual = bool(capabilities) and all(c.virtual_time for c in capabilities)
+        if not self._virtual and any(c.virtual_time for c in capabilities):
+            raise ZeusConfigError(
+                f"gpus: {self.gpus} mix virtual-time (replay) and wall-time GPUs; one monitor "
+                "measures one kind of time: monitor them separately"
+            )
+        self._simulated = any(c.simulated for c in capabilities)
+        self._warned_no_steps = False
         self._power_interval_s = power_interval_s
         self._power_monitor: PowerMonitor | None = None
         self._windows: dict[str, _OpenWindow] = {}
@@ -137,10 +165,11 @@ class ZeusMonitor:
             self.sync()
         self._ensure_power_monitor()
         start_wall_s = time.time()
-        start_mono_s, (gpu_j, cpu_j, dram_j) = self._read_counters()
+        start_mono_s, clocks, (gpu_j, cpu_j, dram_j) = self._read_counters()
         self._windows[name] = _OpenWindow(
             start_mono_s=start_mono_s,
             start_wall_s=start_wall_s,
+            gpu_clock_s=clocks,
             gpu_energy_j=gpu_j,
             cpu_energy_j=cpu_j,
             dram_energy_j=dram_j,
@@ -155,17 +184,25 @@ class ZeusMonitor:
         if sync_execution:
             self.sync()
         end_wall_s = time.time()
-        end_mono_s, (gpu_j, cpu_j, dram_j) = self._read_counters()
+        end_mono_s, clocks, (gpu_j, cpu_j, dram_j) = self._read_counters()
         elapsed_s = end_mono_s - window.start_mono_s
+        if self._virtual:
+            elapsed_s = max(clocks[i] - window.gpu_clock_s[i] for i in clocks)
         gpu_energy, methods = self._gpu_energy(window, gpu_j, elapsed_s, end_wall_s)
+        if self._virtual and elapsed_s == 0.0:
+            methods = {"no-steps"}
+            self._warn_no_steps(name)
         self._prune_samples(end_wall_s)
-        return Measurement(
+        measurement = Measurement(
             time_s=elapsed_s,
             gpu_energy_j=gpu_energy,
             cpu_energy_j=_deltas(window.cpu_energy_j, cpu_j) if self.cpus else None,
             dram_energy_j=_deltas(window.dram_energy_j, dram_j) if window.dram_energy_j else None,
             method=self._method_label(methods),
         )
+        if self.exporter is not None:
+            self.exporter.observe_window(name, measurement)
+        return measurement
 
     @contextmanager
     def window(self, name: str, sync_execution: bool = True) -> Iterator[Window]:
@@ -180,6 +217,17 @@ class ZeusMonitor:
     @property
     def open_windows(self) -> list[str]:
         return list(self._windows)
+
+    def step(self, batch_size: int | None = None, *, forward_only: bool = False) -> None:
+        """Mark one training step (``forward_only``: an evaluation batch) of ``batch_size`` samples,
+        split evenly over the monitored GPUs. Advances replay GPUs' virtual clocks; a no-op on
+        hardware. `GlobalPowerLimitOptimizer`, `ZeusDataLoader` and the framework callbacks call it
+        for you: call it yourself only in a loop that uses none of them."""
+        per_gpu = None
+        if batch_size is not None and self.gpus:
+            per_gpu = max(1, round(batch_size / len(self.gpus)))
+        for gpu in self.gpus:
+            gpu.step(per_gpu, forward_only=forward_only)
 
     def sync(self) -> None:
         """Wait for queued work: the framework's sync, then each monitored GPU's."""
@@ -204,25 +252,19 @@ class ZeusMonitor:
 
     def _read_counters(
         self,
-    ) -> tuple[float, tuple[dict[int, float], dict[int, float], dict[int, float]]]:
-        """Counter readings and the monotonic time they refer to (the window edge).
-
-        A GPU that stamps its readings (the replay GPU) defines the edge, so window time and energy
-        cover exactly the same interval even if this thread is preempted between reads.
-        """
+    ) -> tuple[
+        float, dict[int, float], tuple[dict[int, float], dict[int, float], dict[int, float]]
+    ]:
+        """The monotonic time of the window edge, the GPUs' virtual clocks (virtual time only) and
+        the counter readings."""
         gpu_j: dict[int, float] = {}
-        edge_s: float | None = None
+        clocks: dict[int, float] = {}
         for i, gpu, has_counter in zip(self.gpu_indices, self.gpus, self._counter_gpu, strict=True):
-            if not has_counter:
-                continue
-            stamped = getattr(gpu, "stamped_energy_j", None)
-            if stamped is not None:
-                gpu_j[i], stamp_s = stamped()
-                edge_s = stamp_s if edge_s is None else edge_s
-            else:
+            if self._virtual:
+                clocks[i] = gpu.clock_s()
+            if has_counter:
                 gpu_j[i] = gpu.energy_j()
-        if edge_s is None:
-            edge_s = time.monotonic()
+        edge_s = time.monotonic()
         cpu_j: dict[int, float] = {}
         dram_j: dict[int, float] = {}
         for i, cpu in zip(self.cpu_indices, self.cpus, strict=True):
@@ -230,7 +272,7 @@ class ZeusMonitor:
             cpu_j[i] = reading.package_j
             if reading.dram_j is not None:
                 dram_j[i] = reading.dram_j
-        return edge_s, (gpu_j, cpu_j, dram_j)
+        return edge_s, clocks, (gpu_j, cpu_j, dram_j)
 
     def _gpu_energy(
         self, window: _OpenWindow, gpu_j: dict[int, float], elapsed_s: float, end_wall_s: float
@@ -262,7 +304,19 @@ class ZeusMonitor:
             label = next(iter(methods))
         else:
             label = f"mixed({','.join(sorted(methods))})"
-        return f"replay:{label}" if self._replay else label
+        return f"replay:{label}" if self._simulated else label
+
+    def _warn_no_steps(self, name: str) -> None:
+        if self._warned_no_steps:
+            return
+        self._warned_no_steps = True
+        logger.warning(
+            "window %r on replay GPU(s): no training step was marked inside it, so replay time did "
+            "not advance (0 s, 0 J). Replay GPUs count only marked steps: use "
+            "GlobalPowerLimitOptimizer, ZeusDataLoader or a framework callback, or call "
+            "monitor.step() after each step (docs/replay-gpu.md)",
+            name,
+        )
 
     def _prune_samples(self, now_wall_s: float) -> None:
         if self._power_monitor is None:

@@ -3,6 +3,12 @@
 The CSV has one row per GPU per sample: ``timestamp_s,gpu,power_w`` (Unix time in seconds, GPU
 index, watts). `zeus.analyze` integrates such logs; `ZeusMonitor` uses the timeline for GPUs that have
 no energy counter.
+
+Replay GPUs on virtual time need no thread: their power is known at every instant of their clock
+(`GPU.power_timeline_w`), so samples are taken every ``interval_s`` of *virtual* time, from the moment
+the monitor starts, whenever the timeline is read (``sample_once``, ``timeline``, ``energy_j``,
+``stop``). Their ``timestamp_s`` is the replay clock (virtual seconds of work done in the process),
+and two runs of the same training write the same samples.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from zeus.device.base import GPU
 from zeus.errors import ZeusConfigError, ZeusDeviceError, check_range
+
+if TYPE_CHECKING:
+    from zeus.monitor.exporters import PrometheusExporter
 
 logger = logging.getLogger(__name__)
 
@@ -65,20 +74,32 @@ def _power_at(samples: Sequence[Sample], i: int, t: float) -> float:
 
 
 class PowerMonitor:
-    """Background power sampler: ``timeline()``, ``energy_j(start, end)``, optional CSV log."""
+    """Background power sampler: ``timeline()``, ``energy_j(start, end)``, optional CSV log, and
+    optionally the latest sample of each GPU as a Prometheus gauge (``exporter=``)."""
 
     def __init__(
         self,
         gpus: Sequence[GPU] | None = None,
         interval_s: float = 0.1,
         csv_path: str | os.PathLike[str] | None = None,
+        exporter: PrometheusExporter | None = None,
     ) -> None:
         check_range("interval_s", interval_s, gt=0, le=3600)
+        self.exporter = exporter
         if gpus is None:
             from zeus.device import get_gpus
 
             gpus = get_gpus()
         self.gpus = list(gpus)
+        virtual = [g.capabilities.virtual_time for g in self.gpus]
+        if any(virtual) and not all(virtual):
+            raise ZeusConfigError(
+                f"gpus: {self.gpus} mix virtual-time (replay) and wall-time GPUs; sample them with "
+                "separate power monitors"
+            )
+        self.virtual_time = bool(virtual) and all(virtual)
+        # virtual time: per GPU, the next instant of the sampling grid (None: not sampling)
+        self._next_sample_s: dict[int, float] | None = None
         self.interval_s = interval_s
         self.csv_path = Path(csv_path) if csv_path is not None else None
         self._timeline: dict[int, list[Sample]] = {g.index: [] for g in self.gpus}
@@ -92,7 +113,7 @@ class PowerMonitor:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> PowerMonitor:
-        if self._thread is not None:
+        if self.running:
             raise ZeusConfigError("PowerMonitor already started; call stop() before start()")
         if self.csv_path is not None:
             self.csv_path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,24 +121,31 @@ class PowerMonitor:
             self._csv = csv.writer(self._csv_file)
             self._csv.writerow(CSV_HEADER)
         self._stop.clear()
+        if self.virtual_time:
+            self._next_sample_s = {g.index: g.clock_s() for g in self.gpus}
         self.sample_once()  # a first sample right away, so short runs have data
-        self._thread = threading.Thread(target=self._run, name="zeus-power-monitor", daemon=True)
-        self._thread.start()
+        if not self.virtual_time:
+            self._thread = threading.Thread(
+                target=self._run, name="zeus-power-monitor", daemon=True
+            )
+            self._thread.start()
         logger.debug("power monitor started: %d GPUs every %.3f s", len(self.gpus), self.interval_s)
         return self
 
     def stop(self) -> None:
         """Stop sampling (takes a last sample) and close the CSV. Safe to call twice."""
-        if self._thread is None:
+        if not self.running:
             return
-        self._stop.set()
-        self._thread.join()
-        self._thread = None
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
         if self._failure is None:
             try:
                 self.sample_once()
             except Exception as e:
                 self._failure = e
+        self._next_sample_s = None
         if self._csv_file is not None:
             self._csv_file.close()
             self._csv_file = None
@@ -127,7 +155,7 @@ class PowerMonitor:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._thread is not None or self._next_sample_s is not None
 
     def __enter__(self) -> PowerMonitor:
         return self.start()
@@ -156,24 +184,53 @@ class PowerMonitor:
     # -- samples -----------------------------------------------------------------------------------
 
     def sample_once(self) -> None:
-        """Read every GPU's power now and record it."""
+        """Read every GPU's power now and record it (virtual time: every sample due by now)."""
+        if self._next_sample_s is not None:
+            self._record(self._virtual_samples())
+            return
         now_s = time.time()
-        readings = [(g.index, g.power_w()) for g in self.gpus]
+        self._record([(g.index, now_s, g.power_w()) for g in self.gpus])
+
+    def _record(self, readings: list[tuple[int, float, float]]) -> None:
+        if self.exporter is not None:
+            for index, _t_s, watts in readings:  # in time order: each GPU's latest stays
+                self.exporter.observe_power(index, watts)
         with self._lock:
-            for index, watts in readings:
-                self._timeline[index].append((now_s, watts))
+            for index, t_s, watts in readings:
+                self._timeline[index].append((t_s, watts))
             if self._csv is not None:
-                self._csv.writerows((f"{now_s:.6f}", i, f"{w:.3f}") for i, w in readings)
+                self._csv.writerows((f"{t:.6f}", i, f"{w:.3f}") for i, t, w in readings)
                 assert self._csv_file is not None
                 self._csv_file.flush()
 
+    def _virtual_samples(self) -> list[tuple[int, float, float]]:
+        """Samples at every ``interval_s`` of each GPU's virtual clock that has passed."""
+        assert self._next_sample_s is not None
+        readings = []
+        for gpu in self.gpus:
+            next_s, now_s = self._next_sample_s[gpu.index], gpu.clock_s()
+            if next_s > now_s:
+                continue
+            changes = gpu.power_timeline_w(next_s, now_s) or [(next_s, gpu.power_w())]
+            times = [t for t, _ in changes]
+            while next_s <= now_s:
+                watts = changes[max(bisect.bisect_right(times, next_s) - 1, 0)][1]
+                readings.append((gpu.index, next_s, watts))
+                next_s += self.interval_s
+            self._next_sample_s[gpu.index] = next_s
+        return readings
+
     def timeline(self) -> dict[int, list[Sample]]:
         """A copy of the samples so far: GPU index -> [(Unix time s, W), ...]."""
+        if self._next_sample_s is not None:
+            self.sample_once()
         with self._lock:
             return {i: list(samples) for i, samples in self._timeline.items()}
 
     def energy_j(self, start_s: float, end_s: float) -> dict[int, float]:
         """Energy per GPU between two Unix times, by the trapezoid rule over the timeline."""
+        if self._next_sample_s is not None:
+            self.sample_once()
         with self._lock:
             return {i: integrate_j(s, start_s, end_s) for i, s in self._timeline.items() if s}
 

@@ -388,8 +388,10 @@ class ZeusDataLoader(DataLoader[Any]):
 
     def _train_batches(self, run: _TrainRun) -> Iterator[Any]:
         optimizer = run.optimizer
-        if optimizer is None:
-            yield from super().__iter__()
+        if optimizer is None:  # no engine to mark the steps: mark them here
+            for batch in super().__iter__():
+                yield batch
+                run.monitor.step(self.batch_size)
             return
         optimizer.on_epoch_begin()
         step_open = False
@@ -413,7 +415,9 @@ class ZeusDataLoader(DataLoader[Any]):
         window = f"zeus-dataloader-eval-{run.epoch}-{id(self)}"
         run.monitor.begin_window(window)
         try:
-            yield from super().__iter__()
+            for batch in super().__iter__():
+                yield batch
+                run.monitor.step(self.batch_size, forward_only=True)
         finally:
             measurement = run.monitor.end_window(window)
             run.eval_energy_j += measurement.total_energy_j
@@ -477,7 +481,7 @@ def _default_monitor() -> ZeusMonitor:
 def _log_summary(result: dict[str, Any], run: _TrainRun, monitor: ZeusMonitor | None) -> None:
     gpus = [] if monitor is None else monitor.gpus
     models = ", ".join(sorted({gpu.name for gpu in gpus})) or "no GPU"
-    if any(type(gpu).__name__ == "ReplayGPU" for gpu in gpus):
+    if any(gpu.capabilities.simulated for gpu in gpus):
         models += ": replay GPU, simulated figures"
     limit, metric = result["power_limit_w"], result["final_metric"]
     logger.info(

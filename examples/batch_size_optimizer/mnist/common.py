@@ -141,6 +141,7 @@ def train_epoch(
     loader: DataLoader[tuple[torch.Tensor, ...]],
     opt: torch.optim.Optimizer,
     device: torch.device,
+    monitor: ZeusMonitor,
 ) -> None:
     model.train()
     for x, y in loader:
@@ -148,11 +149,15 @@ def train_epoch(
         loss = nn.functional.cross_entropy(model(x.to(device)), y.to(device))
         loss.backward()
         opt.step()
+        monitor.step(len(x))  # replay GPUs time the step; a no-op on real GPUs
 
 
 @torch.no_grad()
 def correct_and_total(
-    model: nn.Module, loader: DataLoader[tuple[torch.Tensor, ...]], device: torch.device
+    model: nn.Module,
+    loader: DataLoader[tuple[torch.Tensor, ...]],
+    device: torch.device,
+    monitor: ZeusMonitor,
 ) -> tuple[int, int]:
     model.eval()
     correct = total = 0
@@ -160,4 +165,5 @@ def correct_and_total(
         pred = model(x.to(device)).argmax(dim=1)
         correct += int((pred == y.to(device)).sum())
         total += len(y)
+        monitor.step(len(x), forward_only=True)
     return correct, total

@@ -66,8 +66,10 @@ def main() -> int:
     try:
         for epoch in range(1, args.max_epochs + 1):
             sampler.set_epoch(epoch)
-            train_epoch(ddp, train_loader, opt, device)
-            counts = torch.tensor(correct_and_total(model, val_loader, device), device=device)
+            train_epoch(ddp, train_loader, opt, device, bso.monitor)
+            counts = torch.tensor(
+                correct_and_total(model, val_loader, device, bso.monitor), device=device
+            )
             dist.all_reduce(counts)
             accuracy = float(counts[0]) / float(counts[1])
             if rank == 0:

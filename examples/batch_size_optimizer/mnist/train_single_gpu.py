@@ -47,8 +47,8 @@ def main() -> int:
     bso.on_train_begin()
     try:
         for epoch in range(1, args.max_epochs + 1):
-            train_epoch(model, train_loader, opt, device)
-            correct, total = correct_and_total(model, val_loader, device)
+            train_epoch(model, train_loader, opt, device, bso.monitor)
+            correct, total = correct_and_total(model, val_loader, device, bso.monitor)
             logger.info("epoch %d: validation accuracy %.4f", epoch, correct / total)
             bso.on_evaluate(correct / total)
             if bso.training_finished:

@@ -52,6 +52,8 @@ class _Monitor(Protocol):
 
     def begin_window(self, name: str, sync_execution: bool = True) -> None: ...
 
+    def step(self, batch_size: int | None = None, *, forward_only: bool = False) -> None: ...
+
     def end_window(self, name: str, sync_execution: bool = True) -> Any: ...
 
 
@@ -70,7 +72,8 @@ class GlobalPowerLimitOptimizer(Callback):
         search: ``"exhaustive"`` (default), ``"descend"``, ``"golden"``, ``"coarse"`` or a
             `SearchStrategy`.
         job: job name in the saved profile's key.
-        batch_size: batch size in the saved profile's key.
+        batch_size: the job's batch size (all ranks together): in the saved profile's key, and the
+            size of the steps that ``on_step_end`` marks on the monitor (replay GPUs time them).
         collective_timeout_s: data-parallel only: how long a rank waits for the others in a hook.
     """
 
@@ -169,6 +172,8 @@ class GlobalPowerLimitOptimizer(Callback):
     def on_step_end(self) -> None:
         self._step_ends += 1
         self._ensure_started("on_step_end")
+        per_process = None if self.batch_size is None else self.batch_size // self.world_size
+        self.monitor.step(per_process or None)
         if self.state == "waiting" and self._step_ends >= self.wait_steps:
             self._next("on_step_end")
         elif self.state == "warmup" and not self._restart_next_epoch:

@@ -1,23 +1,17 @@
 """The shipped measurement data as per-limit measurements, to hold selectors and search strategies to.
 
-Two sources in ``zeus/data``:
-
-- ``profiles/<GPU>+<model>+gpu<ids>.csv``: one profiling window per power limit (column
-  ``window_name`` ends in ``_<limit>``), ``elapsed_time`` in s and ``gpu<i>_energy`` in J per GPU.
-  Every window spans the same number of steps, so one window counts as one "step" here.
-- ``traces/summary_power_<gpu>.csv``: per (dataset, network, batch size, optimizer) and power limit,
-  ``time_per_epoch`` in s and ``average_power`` in W; one epoch counts as one "step".
+Every measurement set of `zeus.device.replay_profiles.measured_profiles` (each profiling log, each
+traced workload, optimizer and batch size), at its measured limits only: a step lasts what the replay
+GPU replays, and its energy is the power of all the job's GPUs over it.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from dataclasses import dataclass
-from importlib import resources
 from itertools import combinations
 
+from zeus.device.replay_profiles import ReplayProfile, measured_profiles
 from zeus.optimizer.power_limit.search import SearchStrategy
 from zeus.optimizer.power_limit.selectors import (
     Energy,
@@ -45,80 +39,28 @@ class ShippedProfile:
         return sorted((m.power_limit_w for m in self.measurements), reverse=True)
 
 
-def _read_data_csv(folder: str, file_name: str) -> list[dict[str, str]]:
-    text = resources.files("zeus.data").joinpath(folder).joinpath(file_name).read_text()
-    return list(csv.DictReader(io.StringIO(text)))
-
-
-def _data_file_names(folder: str) -> list[str]:
-    return sorted(
-        entry.name
-        for entry in resources.files("zeus.data").joinpath(folder).iterdir()
-        if entry.name.endswith(".csv")
+def _shipped(profile: ReplayProfile) -> ShippedProfile:
+    (curve,) = profile.curves
+    gpus = range(len(curve.power_w))
+    measurements = tuple(
+        PowerLimitMeasurement(
+            power_limit_w=limit_w,
+            time_per_step_s=step_s,
+            energy_per_step_j=sum(curve.power_at(limit_w, g) for g in gpus) * step_s,
+        )
+        for limit_w, step_s in zip(curve.power_limits_w, curve.step_time_s, strict=True)
     )
-
-
-def window_log_profiles() -> list[ShippedProfile]:
-    """Every per-window profiling log under ``zeus/data/profiles``."""
-    profiles = []
-    for file_name in _data_file_names("profiles"):
-        rows = _read_data_csv("profiles", file_name)
-        energy_columns = [c for c in rows[0] if c.startswith("gpu") and c.endswith("_energy")]
-        windows: dict[int, list[tuple[float, float]]] = defaultdict(list)
-        for row in rows:
-            limit_w = int(row["window_name"].rsplit("_", 1)[1])
-            energy_j = sum(float(row[c]) for c in energy_columns)
-            windows[limit_w].append((float(row["elapsed_time"]), energy_j))
-        measurements = tuple(
-            PowerLimitMeasurement(
-                power_limit_w=limit_w,
-                time_per_step_s=sum(t for t, _ in values) / len(values),
-                energy_per_step_j=sum(e for _, e in values) / len(values),
-            )
-            for limit_w, values in sorted(windows.items())
-        )
-        profiles.append(
-            ShippedProfile(
-                name=file_name.removesuffix(".csv"),
-                measurements=measurements,
-                max_power_limit_w=max(windows),
-                num_gpus=len(energy_columns),
-            )
-        )
-    return profiles
-
-
-def power_trace_profiles() -> list[ShippedProfile]:
-    """Every (workload, batch size, optimizer) of the ``summary_power_<gpu>.csv`` traces."""
-    profiles = []
-    for file_name in _data_file_names("traces"):
-        if not file_name.startswith("summary_power_"):
-            continue
-        gpu = file_name.removeprefix("summary_power_").removesuffix(".csv")
-        rows = _read_data_csv("traces", file_name)
-        max_limit_w = max(int(row["power_limit"]) for row in rows)
-        groups: dict[str, list[PowerLimitMeasurement]] = defaultdict(list)
-        for row in rows:
-            key = (
-                f"{gpu}-{row['dataset']}-{row['network']}-bs{row['batch_size']}-{row['optimizer']}"
-            )
-            time_s = float(row["time_per_epoch"])
-            groups[key].append(
-                PowerLimitMeasurement(
-                    power_limit_w=int(row["power_limit"]),
-                    time_per_step_s=time_s,
-                    energy_per_step_j=float(row["average_power"]) * time_s,
-                )
-            )
-        for key, measurements in sorted(groups.items()):
-            measurements.sort(key=lambda m: m.power_limit_w)
-            profiles.append(ShippedProfile(key, tuple(measurements), max_limit_w, 1))
-    return profiles
+    return ShippedProfile(profile.name, measurements, profile.max_power_limit_w, len(gpus))
 
 
 def shipped_profiles() -> list[ShippedProfile]:
-    """Window logs first, then power traces."""
-    return window_log_profiles() + power_trace_profiles()
+    """Every measurement set, profiling logs and power traces alike."""
+    return [_shipped(p) for p in measured_profiles()]
+
+
+def window_log_profiles() -> list[ShippedProfile]:
+    """The per-window profiling logs under ``zeus/data/profiles``."""
+    return [_shipped(p) for p in measured_profiles() if not p.batch_sizes]
 
 
 def selector_grid() -> list[tuple[str, OptimumSelector]]:
