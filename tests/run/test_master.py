@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from zeus.cost import zeus_cost
+from zeus.cost import CostModel
 from zeus.errors import ZeusConfigError
 from zeus.job import Job
 from zeus.policy import PruningGTSBatchSizeOptimizer
@@ -83,7 +83,7 @@ def test_series_runs_records_and_feeds_the_policy(tmp_path: Path) -> None:
     for run in state.runs:
         result = json.loads((log_dir / f"{run.job_id}.result.json").read_text())
         assert run.cost == pytest.approx(
-            zeus_cost(result["energy_j"], result["time_s"], 0.3, 200.0)
+            CostModel(0.3, 200.0).cost(result["energy_j"], result["time_s"])
         )
         assert "epoch 1: accuracy" in Path(run.log_path).read_text()
     # the policy observed exactly the recorded costs, in order
