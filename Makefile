@@ -22,7 +22,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
 
 # Everything the checks need: every extra and the dev tools, in the same .venv.
 $(VENV)/.installed: $(VENV)/.demo-installed
-	$(PY) -m pip install -q -e ".[demo,server,hf,lightning,dev]"
+	$(PY) -m pip install -q -e ".[demo,server,agent,hf,lightning,dev]"
 	touch $@
 
 demo: $(VENV)/.demo-installed

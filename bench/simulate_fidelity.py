@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     args = parser.parse_args()
     start = time.perf_counter()
-    results = run_sweep(tasks(WORKLOADS, GPUS, range(1, args.seeds + 1)))
+    results = run_sweep(tasks(WORKLOADS, GPUS, range(1, args.seeds + 1), "pruning-gts"))
     elapsed = time.perf_counter() - start
     by_cell: dict[tuple[str, str], list] = {}
     for r in results:

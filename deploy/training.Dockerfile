@@ -1,8 +1,11 @@
 # All-in-one training-node image: CUDA, PyTorch, Zeus with its torch extra, and the examples.
 # Build from the repository root:
 #   docker build -f deploy/training.Dockerfile -t zeus-training .
-# Run (changing GPU power limits needs CAP_SYS_ADMIN, and only that capability):
-#   docker run --rm --gpus all --cap-add SYS_ADMIN --ipc host \
+# Run as an unprivileged user with no capability: power limits change through the node agent
+# (`zeus agent`, deploy/systemd/ or deploy/k8s/agent.yaml), reached through its socket; the user
+# joins the socket's group (here 2000):
+#   docker run --rm --gpus all --ipc host --user 1000:1000 --group-add 2000 \
+#     -v /run/zeus:/run/zeus:ro -e ZEUS_GPU=agent:/run/zeus/agent.sock \
 #     -e ZEUS_JOB_ID=mnist-nightly -e ZEUS_BSO_SERVER_URL=http://bso-host:8000 \
 #     zeus-training python examples/batch_size_optimizer/mnist/train_single_gpu.py
 FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04

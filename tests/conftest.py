@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,3 +16,13 @@ def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setenv("ZEUS_STATE_DIR", str(tmp_path / "zeus-state"))
     monkeypatch.delenv("ZEUS_GPU", raising=False)
     yield
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A folder with a short path, for UNIX sockets (paths up to 107 bytes), that any user may
+    traverse (processes run as another user reach sockets in it)."""
+    path = Path(tempfile.mkdtemp(prefix="zeus-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

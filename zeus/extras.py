@@ -21,11 +21,13 @@ EXTRAS: dict[str, tuple[str, ...]] = {
         "psycopg",
         "pymysql",
     ),
+    "agent": ("fastapi", "uvicorn"),
     "prometheus": ("prometheus_client",),
     "demo": ("torch", "sklearn"),
     "torch": ("torch",),
     "hf": ("transformers", "accelerate"),
     "lightning": ("lightning",),
+    "amd": ("amdsmi",),
 }
 """Extra -> top-level modules it installs (the ones Zeus imports)."""
 

@@ -5,7 +5,7 @@ Nothing is downloaded: the model is built from a `BertConfig`, the tokenizer is 
 vocabulary of the generated sentences.
 
     python train_hf.py --gpu 0      # a real NVIDIA GPU
-    python train_hf.py --quick      # no NVIDIA GPU: the replay GPU v100-sentiment140-bert-base-uncased
+    python train_hf.py --quick      # no GPU: the replay GPU v100-sentiment140-bert-base-uncased
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
-from zeus.device import backend_or_replay
+from zeus.device import backend_or_replay, gpu_backend
 from zeus.integrations.huggingface import HFGlobalPowerLimitOptimizer
 from zeus.monitor import ZeusMonitor
 from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer, ProfileReport, ZeusCost
@@ -84,8 +84,8 @@ def accuracy(eval_pred: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
 def print_savings(plo: GlobalPowerLimitOptimizer) -> None:
     """The chosen limit and its energy per step against the maximum limit, as measured."""
     print(ProfileReport.of(plo).format())
-    if os.environ.get("ZEUS_GPU", "").startswith("replay:"):
-        print(f"(replay GPU {os.environ['ZEUS_GPU']}: figures simulated from a profile)")
+    if gpu_backend().startswith("replay:"):
+        print(f"(replay GPU {gpu_backend()}: figures simulated from a profile)")
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Every rank runs `GlobalPowerLimitOptimizer` on its own GPU; the ranks sum their 
 one decision, and apply it to every GPU of the job.
 
     python train_dp.py --nproc 2            # real GPUs 0 and 1 (NCCL)
-    python train_dp.py --nproc 2 --quick    # no NVIDIA GPU: two replay GPUs (gloo)
+    python train_dp.py --nproc 2 --quick    # no GPU: two replay GPUs (gloo)
 
 Also works under ``torchrun --nproc-per-node 2 train_dp.py`` (then --nproc is ignored).
 """
@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
-from zeus.device import backend_or_replay
+from zeus.device import backend_or_replay, gpu_backend
 from zeus.monitor import ZeusMonitor
 from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer, ProfileReport, ZeusCost
 
@@ -57,8 +57,8 @@ def print_savings(plo: GlobalPowerLimitOptimizer, world_size: int) -> None:
     """The chosen limit and the job's energy per step against the maximum limit, as measured."""
     print(f"measurements summed over {world_size} GPUs:")
     print(ProfileReport.of(plo).format())
-    if os.environ.get("ZEUS_GPU", "").startswith("replay:"):
-        print(f"(replay GPUs {os.environ['ZEUS_GPU']}: figures simulated from a profile)")
+    if gpu_backend().startswith("replay:"):
+        print(f"(replay GPUs {gpu_backend()}: figures simulated from a profile)")
 
 
 def train(rank: int, world_size: int, args: argparse.Namespace) -> None:

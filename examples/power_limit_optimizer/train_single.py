@@ -4,11 +4,11 @@
 the one with the lowest energy–time cost, and restores the original limit at the end.
 
     python train_single.py --gpu 0      # a real NVIDIA GPU
-    python train_single.py --quick      # no NVIDIA GPU: the replay GPU a40-imagenet-resnet50
+    python train_single.py --quick      # no GPU: the replay GPU a40-imagenet-resnet50
 
-Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA GPUs when NVML finds some, else a replay
-GPU, and says which. It prints the chosen limit and the energy per step it saves against the maximum
-limit, both taken from the profiling measurements.
+Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA or AMD GPUs when NVML or AMD SMI finds
+some, else a replay GPU, and says which. It prints the chosen limit and the energy per step it saves
+against the maximum limit, both taken from the profiling measurements.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from zeus.device import backend_or_replay
+from zeus.device import backend_or_replay, gpu_backend
 from zeus.monitor import ZeusMonitor
 from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer, ProfileReport, ZeusCost
 
@@ -78,7 +78,7 @@ def print_savings(plo: GlobalPowerLimitOptimizer, monitor: ZeusMonitor) -> None:
     """The chosen limit and its energy per step against the maximum limit, as measured."""
     print(ProfileReport.of(plo).format())
     if any(gpu.capabilities.simulated for gpu in monitor.gpus):
-        print(f"(replay GPU {os.environ['ZEUS_GPU']}: figures simulated from a profile)")
+        print(f"(replay GPU {gpu_backend()}: figures simulated from a profile)")
 
 
 def main() -> None:

@@ -1,16 +1,16 @@
 """Drive `train.py` as a recurring job with `ZeusMaster`: batch sizes from Zeus's bandit.
 
-Each recurrence launches ``train.py`` with the batch size and (square-root scaled) learning rate the
-pruning + Thompson sampling policy picks; ``ZeusDataLoader`` inside it profiles power limits just in
-time and writes the result the master reads back. The history lives in ``--out`` (default
-``zeus-runs/zeus_dataloader``): run this again to resume an interrupted series.
+Each recurrence launches ``train.py`` with the batch size and (square-root scaled) learning rate
+Zeus's default batch-size policy (``local-search-ts``) picks; ``ZeusDataLoader`` inside it profiles
+power limits just in time and writes the result the master reads back. The history lives in
+``--out`` (default ``zeus-runs/zeus_dataloader``): run this again to resume an interrupted series.
 
     python examples/zeus_dataloader/run_zeus.py --quick                  # 2 recurrences
     python examples/zeus_dataloader/run_zeus.py --recurrences 12 --out runs/digits
 
-Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA GPUs when NVML finds some, else a replay
-GPU (``a40-imagenet-resnet50``), and says which: a replay GPU's energy and time figures are replayed
-from measurements on a real A40, on virtual time.
+Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA or AMD GPUs when NVML or AMD SMI finds
+some, else a replay GPU (``a40-imagenet-resnet50``), and says which: a replay GPU's energy and time
+figures are replayed from measurements on a real A40, on virtual time.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from zeus.device import backend_or_replay
 from zeus.errors import ZeusError
 from zeus.job import Job
-from zeus.policy import PruningGTSBatchSizeOptimizer
+from zeus.policy import LocalSearchTSBatchSizeOptimizer
 from zeus.run import ZeusMaster
 
 HERE = Path(__file__).resolve().parent
@@ -56,7 +56,7 @@ def main() -> None:
     if backend.startswith("replay:"):
         print(f"GPU backend: {backend}: the jobs run on a replay GPU (simulated figures).")
     master = ZeusMaster(
-        PruningGTSBatchSizeOptimizer(seed=args.seed),
+        LocalSearchTSBatchSizeOptimizer(seed=args.seed),
         args.out,
         profile_params=(1, 2) if args.quick else (2, 8),
         seed=args.seed,

@@ -6,11 +6,11 @@ template such as ``python train.py --batch-size {bs} --lr {lr} --epochs {epochs}
 the target metric, cost threshold, eta, log directory and job id then come from the ``ZEUS_*``
 variables it sets.
 
-    python train.py --quick      # no NVIDIA GPU: the replay GPU a40-imagenet-resnet50
+    python train.py --quick      # no GPU: the replay GPU a40-imagenet-resnet50
     python train.py --data-dir ~/cifar100 --batch-size 128 --epochs 50 --target-metric 0.6
 
-Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA GPUs when NVML finds some, else a replay
-GPU, and says which.
+Like every example, it uses ``ZEUS_GPU`` when set, NVIDIA or AMD GPUs when NVML or AMD SMI finds
+some, else a replay GPU, and says which.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from zeus.device import backend_or_replay
+from zeus.device import backend_or_replay, gpu_backend
 from zeus.optimizer.power_limit import ProfileReport
 from zeus.run import ZeusDataLoader
 
@@ -146,8 +146,8 @@ def print_summary(train_loader: ZeusDataLoader) -> None:
         print("no power limit chosen")
         return
     print(ProfileReport.of(engine).format())
-    if os.environ.get("ZEUS_GPU", "").startswith("replay:"):
-        print(f"(replay GPU {os.environ['ZEUS_GPU']}: figures simulated from a profile)")
+    if gpu_backend().startswith("replay:"):
+        print(f"(replay GPU {gpu_backend()}: figures simulated from a profile)")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ def test_show_env_without_gpu() -> None:
     result = runner.invoke(app, ["show-env", "--rapl-root", "/nonexistent"])
     assert result.exit_code == 0, result.output
     assert "no NVIDIA GPU" in result.output
+    assert "no AMD GPU (amdsmi is installed but cannot load" in result.output
     assert "a40-resnet50-x4" in result.output
     assert "CPUs (RAPL): none found" in result.output
     assert "torch" in result.output and "Permissions:" in result.output
@@ -37,6 +38,29 @@ def test_show_env_replay_gpus_with_limits(monkeypatch: pytest.MonkeyPatch) -> No
     assert "100/250/250/250" in result.output
     assert "replay" in result.output
     assert "v100-squad-bert-base-uncased-bs32" in result.output.replace("\n", "")
+
+
+def test_gpu_table_shows_boards_permissions_and_thermals() -> None:
+    """The table show-env prints per vendor, on fake AMD GPUs: a whole GPU and a CPX partition."""
+    from rich.console import Console
+
+    from tests.device.fake_amdsmi import FakeAmdGPU, FakeAmdSmi
+    from zeus.cli.env import _gpu_table
+    from zeus.device.amd import amd_gpus
+    from zeus.device.counters import CounterPoller
+
+    smi = FakeAmdSmi([FakeAmdGPU(uuid="whole"), FakeAmdGPU(uuid="part", partition="CPX")])
+    assert smi.gpus[0].violations is not None
+    smi.gpus[0].violations["active_socket_thrm"] = True
+    console = Console(width=400, record=True)
+    _gpu_table(console, "amd", amd_gpus(amdsmi=smi, poller=CounterPoller(background=False)))
+    lines = console.export_text().splitlines()
+    whole = next(line for line in lines if "│ 0 " in line)
+    part = next(line for line in lines if "│ 1 " in line)
+    assert "AMD Instinct MI300X" in whole and "200/750/750/750" in whole
+    assert "│ own " in whole and "61 °C (thermal)" in whole
+    assert "no (below)" in part and "shared: asic:0x1234 (figures are the board's)" in part
+    assert "GPU 1 limit: no: AMD GPU 1 (part) is a CPX compute partition" in "\n".join(lines)
 
 
 def test_show_env_rapl_packages(tmp_path: Path) -> None:

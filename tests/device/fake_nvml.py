@@ -28,8 +28,13 @@ class FakeBoard:
     limit_mw: int = 400_000
     power_mw: int = 250_000
     energy_mj: int = 1_000_000
+    counter_stalled: bool = False  # tick() leaves the energy counter where it is
     may_set_limit: bool = True
     limit_supported: bool = True
+    temperature_c: int = 55
+    reasons: int = 0  # NVML clocks event reason bits
+    thermals_supported: bool = True
+    mig_mode: bool = False  # also on whenever ``migs`` is not empty
     migs: list[FakeMig] = field(default_factory=list)
 
 
@@ -49,6 +54,10 @@ class FakeNVML:
     NVML_ERROR_NOT_FOUND = 6
     NVML_ERROR_UNKNOWN = 999
     NVML_DEVICE_ARCH_VOLTA = 5
+    NVML_DEVICE_ARCH_AMPERE = 7
+    NVML_TEMPERATURE_GPU = 0
+    NVML_DEVICE_MIG_DISABLE = 0
+    NVML_DEVICE_MIG_ENABLE = 1
 
     def __init__(self, boards: list[FakeBoard]) -> None:
         self.boards = boards
@@ -57,7 +66,8 @@ class FakeNVML:
 
     def tick(self, seconds: float) -> None:
         for board in self.boards:
-            board.energy_mj += round(board.power_mw * seconds)
+            if not board.counter_stalled:
+                board.energy_mj += round(board.power_mw * seconds)
 
     # -- the pynvml surface ------------------------------------------------------------------------
 
@@ -122,3 +132,29 @@ class FakeNVML:
         if board.arch < self.NVML_DEVICE_ARCH_VOLTA:
             raise NVMLError(self.NVML_ERROR_NOT_SUPPORTED)
         return board.energy_mj
+
+    def nvmlDeviceGetTemperature(self, board: FakeBoard, sensor: int) -> int:
+        if not board.thermals_supported or sensor != self.NVML_TEMPERATURE_GPU:
+            raise NVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+        return board.temperature_c
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, board: FakeBoard) -> int:
+        if not board.thermals_supported:
+            raise NVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+        return board.reasons
+
+    # -- MIG ---------------------------------------------------------------------------------------
+
+    def nvmlDeviceGetMigMode(self, board: FakeBoard) -> list[int]:
+        if board.arch < self.NVML_DEVICE_ARCH_AMPERE:
+            raise NVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+        mode = int(board.mig_mode or bool(board.migs))
+        return [mode, mode]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, board: FakeBoard) -> int:
+        return 7 if board.mig_mode or board.migs else 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, board: FakeBoard, index: int) -> FakeMig:
+        if not 0 <= index < len(board.migs):
+            raise NVMLError(self.NVML_ERROR_NOT_FOUND)
+        return board.migs[index]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from zeus.device import get_gpus
+from zeus.device import auto_backend, get_gpus, hardware_status
 from zeus.device.replay import ReplayGPU
 from zeus.errors import GPUNotFoundError, ZeusConfigError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_replay_backend_argument() -> None:
@@ -50,15 +53,41 @@ def test_bad_backend_names_the_allowed_values(spec: str) -> None:
 
 
 def test_unset_never_silently_replays() -> None:
-    # No NVIDIA GPU on the test machine: unset means no GPUs at all, not a replay GPU.
+    # No NVIDIA or AMD GPU on the test machine: unset means no GPUs at all, not a replay GPU.
     assert all(not isinstance(g, ReplayGPU) for g in get_gpus())
+
+
+def test_unset_tries_every_vendor_and_says_why_none() -> None:
+    """No GPU here: the auto choice asked NVML and AMD SMI, and the error carries both answers."""
+    assert auto_backend() is None
+    assert list(hardware_status()) == ["nvml", "amd"]
+    with pytest.raises(GPUNotFoundError, match=r"NVIDIA: .*; AMD: .*libamd_smi\.so"):
+        get_gpus([0])
+
+
+def test_bad_backend_lists_amd() -> None:
+    with pytest.raises(ZeusConfigError, match="'nvml', 'amd', 'replay:"):
+        get_gpus(backend="rocm")
+
+
+def test_gpu_check_says_which_vendors_are_missing() -> None:
+    """bench/gpu_check.py runs here and names both absent vendors (it checks them on hardware)."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu_check.py"), "--seconds", "1"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "no NVIDIA GPU on this machine" in out
+    assert "no AMD GPU on this machine" in out
 
 
 def test_importing_zeus_touches_no_hardware() -> None:
     code = (
-        "import sys, zeus.device, zeus.device.nvml, zeus.device.replay, zeus.device.rapl, "
-        "zeus.monitor, zeus.analyze, zeus.cli;"
+        "import sys, zeus.device, zeus.device.nvml, zeus.device.amd, zeus.device.replay, "
+        "zeus.device.rapl, zeus.monitor, zeus.analyze, zeus.cli;"
         "assert 'pynvml' not in sys.modules, 'pynvml imported at import time';"
+        "assert 'amdsmi' not in sys.modules, 'amdsmi imported at import time';"
         "assert 'torch' not in sys.modules, 'torch imported at import time'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.device.contract import GPUContract
 from tests.device.fake_nvml import FakeBoard, FakeMig, FakeNVML
-from zeus.device.base import GPU
+from zeus.device.base import GPU, Thermals
 from zeus.device.nvml import NVMLGPU, nvml_gpus
 from zeus.errors import (
     GPUNotFoundError,
@@ -141,3 +141,77 @@ def test_unknown_nvml_error_becomes_device_error() -> None:
 def test_bytes_names_are_decoded() -> None:
     (gpu,) = nvml_gpus(pynvml=FakeNVML([FakeBoard(uuid="GPU-b", name=b"Tesla V100-SXM2-32GB")]))
     assert gpu.name == "Tesla V100-SXM2-32GB"
+
+
+# -- MIG: a board's figures, shared -----------------------------------------------------------------
+
+
+def _mig_boards() -> list[FakeBoard]:
+    boards = _boards(2)
+    boards[1].migs = [FakeMig(uuid=f"MIG-{k}", parent=boards[1]) for k in ("a", "b")]
+    return boards
+
+
+class TestMigContract(GPUContract):
+    """A MIG instance: its board's figures, flagged as shared; its limit is not changed."""
+
+    @pytest.fixture
+    def gpu(self, monkeypatch: pytest.MonkeyPatch) -> NVMLGPU:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-a")
+        self.nvml = FakeNVML(_mig_boards())
+        return nvml_gpus(pynvml=self.nvml)[0]
+
+    def advance(self, gpu: GPU) -> None:
+        self.nvml.tick(0.5)
+
+
+def test_mig_instances_report_their_shared_board(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-a,MIG-b")
+    nvml = FakeNVML(_mig_boards())
+    a, b = nvml_gpus(pynvml=nvml)
+    assert a.capabilities.shared_board and b.capabilities.shared_board
+    assert a.board_id == b.board_id == "GPU-1aaa-1"
+    assert a.uuid == "MIG-a"
+    assert "MIG instance of board GPU-1aaa-1" in (a.set_power_limit_denied_reason or "")
+    with pytest.raises(NotSupportedError, match="shared with every MIG instance"):
+        a.set_power_limit_w(200)
+    assert nvml.set_calls == []  # not even the permission probe writes a shared board's limit
+
+
+def test_board_in_mig_mode_is_shared_and_plain_boards_are_not() -> None:
+    plain, board = nvml_gpus(pynvml=FakeNVML(_mig_boards()))
+    assert not plain.capabilities.shared_board and plain.board_id == plain.uuid
+    assert board.capabilities.shared_board
+    assert "in MIG mode" in (board.set_power_limit_denied_reason or "")
+
+
+def test_mig_uuid_that_does_not_exist_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-zzz")
+    with pytest.raises(
+        GPUNotFoundError, match="'MIG-zzz' names no MIG device; MIG devices here: MIG-a, MIG-b"
+    ):
+        nvml_gpus(pynvml=FakeNVML(_mig_boards()))
+    with pytest.raises(GPUNotFoundError, match="none \\(MIG mode is off on every GPU\\)"):
+        nvml_gpus(pynvml=FakeNVML(_boards()))
+
+
+# -- temperature and throttle reasons -------------------------------------------------------------
+
+
+def test_thermals_map_nvml_reason_bits() -> None:
+    nvml = FakeNVML(_boards(1))
+    (gpu,) = nvml_gpus(pynvml=nvml)
+    assert gpu.capabilities.thermals
+    assert gpu.thermals() == Thermals(temperature_c=55.0, throttle_reasons=frozenset())
+    nvml.boards[0].reasons = 0x4 | 0x40 | 0x10  # power cap, HW thermal slowdown, sync boost
+    nvml.boards[0].temperature_c = 88
+    thermals = gpu.thermals()
+    assert thermals.temperature_c == 88.0
+    assert thermals.throttle_reasons == {"power_cap", "thermal", "other"}
+
+
+def test_thermals_unsupported() -> None:
+    (gpu,) = nvml_gpus(pynvml=FakeNVML([FakeBoard(uuid="GPU-t", thermals_supported=False)]))
+    assert gpu.capabilities.thermals is False
+    with pytest.raises(NotSupportedError, match="neither temperature nor throttle reasons"):
+        gpu.thermals()

@@ -38,9 +38,10 @@ def test_drift_scenario_quick_writes_a_plot(tmp_path: Path) -> None:
         line.split(":")[0].strip(): line for line in out.splitlines() if "after the shift" in line
     }
     after = {k: float(v.split(",")[-1].split("%")[0].split()[-1]) for k, v in lines.items()}
-    assert (
-        after["window 5"] > after["unwindowed"] + 30
-    )  # percent of post-shift picks on the optimum
+    # percent of post-shift picks on the optimum: the window makes the paper's policy follow, and
+    # the default policy follows at least as well as the paper's
+    assert after["pruning-gts window 5"] > after["pruning-gts unwindowed"] + 30
+    assert after["local-search-ts window 5"] >= after["pruning-gts window 5"]
 
 
 @pytest.mark.slow
@@ -49,7 +50,7 @@ def test_run_zeus_quick_drives_train_py(tmp_path: Path) -> None:
     series = json.loads((tmp_path / "run" / "series.json").read_text())
     reached = [r for r in series["runs"] if r["status"] == "reached"]
     assert len(reached) == 2
-    assert reached[0]["batch_size"] == 64  # pruning starts at the default batch size
+    assert reached[0]["batch_size"] == 64  # the policy starts at the default batch size
     assert all(r["energy_j"] > 0 and r["epochs"] >= 1 for r in reached)
     assert "replay GPU" in out and "history:" in out
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zeus.device.base import GPUCapabilities
+from zeus.device.base import GPUCapabilities, Thermals
 from zeus.device.replay import ReplayGPU
 from zeus.errors import ZeusPermissionError
 from zeus.monitor import ZeusMonitor
@@ -52,10 +52,25 @@ class ReadOnlyGPU:
         return self.inner.name
 
     @property
+    def uuid(self) -> str:
+        return self.inner.uuid
+
+    @property
     def capabilities(self) -> GPUCapabilities:
         return GPUCapabilities(
             energy_counter=True, set_power_limit=not self.honest, virtual_time=True, simulated=True
         )
+
+    @property
+    def board_id(self) -> str:
+        return self.inner.board_id
+
+    @property
+    def set_power_limit_denied_reason(self) -> str | None:
+        return f"GPU {self.index}: changing the power limit needs root" if self.honest else None
+
+    def thermals(self) -> Thermals:
+        return self.inner.thermals()
 
     @property
     def min_power_limit_w(self) -> int:

@@ -10,6 +10,12 @@ import pytest
 
 from zeus.errors import ZeusConfigError
 from zeus.job import Job
+from zeus.optimizer.power_limit.selectors import (
+    PowerLimitMeasurement,
+    SelectionContext,
+    ZeusCost,
+    choose_power_limit,
+)
 from zeus.policy import (
     DefaultBatchSizeOptimizer,
     GridSearchBatchSizeOptimizer,
@@ -97,12 +103,29 @@ def test_jit_power_limit() -> None:
     assert plo.predict(JOB, 32) is None
     for pl, c in [(250, 10.0), (200, 8.0), (150, 8.0), (100, 12.0)]:
         plo.observe(JOB, 32, pl, c)
-    assert plo.predict(JOB, 32) == 200  # ties: the first (highest) profiled
+    assert plo.predict(JOB, 32) == 150  # ties: the lower limit (the same cost for less power)
     assert plo.predict(JOB, 64) is None
     clone = JITPowerLimitOptimizer()
     clone.load_state_dict(json.loads(json.dumps(plo.state_dict())))
-    assert clone.predict(JOB, 32) == 200
+    assert clone.predict(JOB, 32) == 150
     assert copy.deepcopy(plo).epoch_costs == plo.epoch_costs
+
+
+def test_simulator_and_training_break_power_limit_ties_by_one_rule() -> None:
+    """The simulator's JIT policy and the selectors of real training pick the same limit."""
+    per_limit = {250: (200.0, 1.0), 200: (150.0, 1.0), 150: (70.0, 1.25), 100: (60.0, 1.6)}
+    selector = ZeusCost(eta_knob=0.5)
+    # 200 and 150 cost the same per step: (0.5·150 + 0.5·250)·1.0 = (0.5·70 + 0.5·250)·1.25.
+    scores = selector.scores(
+        [PowerLimitMeasurement(pl, t, p * t) for pl, (p, t) in per_limit.items()],
+        SelectionContext(max_power_limit_w=250),
+    )
+    assert scores[200] == scores[150] < min(scores[250], scores[100])
+    plo = JITPowerLimitOptimizer()
+    for pl in sorted(per_limit, reverse=True):  # profiled high to low, as the simulator does
+        plo.observe(JOB, 32, pl, scores[pl])
+    trained = choose_power_limit({pl: v for pl, v in per_limit.items()}, selector, 250)
+    assert plo.predict(JOB, 32) == trained == 150
 
 
 def test_lr_scaling() -> None:

@@ -12,18 +12,25 @@ from zeus.policy import (
     DefaultBatchSizeOptimizer,
     GridSearchBatchSizeOptimizer,
     JITPowerLimitOptimizer,
+    LocalSearchTSBatchSizeOptimizer,
     PruningGTSBatchSizeOptimizer,
 )
 
 MAKERS: list[Callable[[], BatchSizeOptimizer]] = [
     lambda: PruningGTSBatchSizeOptimizer(seed=9),
     lambda: PruningGTSBatchSizeOptimizer(seed=9, num_pruning_rounds=0, window_size=3),
+    lambda: LocalSearchTSBatchSizeOptimizer(seed=9),
+    lambda: LocalSearchTSBatchSizeOptimizer(seed=9, window_size=3, concurrency=True),
     DefaultBatchSizeOptimizer,
     GridSearchBatchSizeOptimizer,
 ]
 
 
-@pytest.mark.parametrize("make", MAKERS, ids=["pruning-gts", "gts-windowed", "default", "grid"])
+@pytest.mark.parametrize(
+    "make",
+    MAKERS,
+    ids=["pruning-gts", "gts-windowed", "local-search-ts", "lsts-windowed", "default", "grid"],
+)
 def test_batch_size_policies(make: Callable[[], BatchSizeOptimizer]) -> None:
     check_batch_size_optimizer(make)
 

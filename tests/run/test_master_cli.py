@@ -48,7 +48,10 @@ def write_job(tmp_path: Path, **overrides: Any) -> Path:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"policy": "bandit"}, "policy: must be one of pruning_gts, default, grid_search"),
+        (
+            {"policy": "bandit"},
+            "policy: must be one of local-search-ts, pruning-gts, default, grid-search",
+        ),
         ({"eta_knob": 2}, r"eta_knob must be >= 0 and <= 1, got 2"),
         ({"max_epochs": 0}, "max_epochs: must be > 0, got 0"),
         ({"max_epochs": "ten"}, "max_epochs: must be a whole number, got 'ten'"),
@@ -61,6 +64,9 @@ def write_job(tmp_path: Path, **overrides: Any) -> Path:
         ({"colour": "red"}, "colour: unknown field"),
         ({"max_epoch": 3}, "max_epoch: unknown field; did you mean max_epochs"),
         ({"profile_params": "10"}, "profile_params must be 'warmup,measure'"),
+        ({"policy": "json:JSONDecoder"}, "policy: .*not a zeus.policy.BatchSizeOptimizer"),
+        ({"policy": "zeus.policy.base:BatchSizeOptimizer"}, "policy: .*does not implement"),
+        ({"policy": "no_such_module:X"}, "policy: .*cannot be imported"),
     ],
 )
 def test_bad_field_is_named(overrides: dict[str, Any], message: str) -> None:
@@ -82,6 +88,22 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
     (tmp_path / "empty.yaml").write_text("")
     with pytest.raises(ZeusConfigError, match=r"empty\.yaml: the file is empty"):
         load_job_file(tmp_path / "empty.yaml")
+
+
+def test_policy_names_aliases_and_seed() -> None:
+    from zeus.policy import LocalSearchTSBatchSizeOptimizer, PruningGTSBatchSizeOptimizer
+
+    data = job_data(seed=4)
+    del data["policy"]
+    default = parse_job_file(data).make_policy()  # the default policy, seeded from the job file
+    assert isinstance(default, LocalSearchTSBatchSizeOptimizer) and default.seed == 4
+    for spelling in ("pruning_gts", "pruning-gts", "zeus.policy:PruningGTSBatchSizeOptimizer"):
+        spec = parse_job_file(job_data(policy=spelling, policy_args={"window_size": 3}))
+        paper = spec.make_policy()
+        assert isinstance(paper, PruningGTSBatchSizeOptimizer)
+        assert (paper.seed, paper.params["window_size"]) == (0, 3)
+    with pytest.raises(ZeusConfigError, match=r"policy_args: arguments for policy .*colour"):
+        parse_job_file(job_data(policy="local-search-ts", policy_args={"colour": 1})).make_policy()
 
 
 def test_missing_field_is_named(tmp_path: Path) -> None:
@@ -118,6 +140,30 @@ def test_cli_run_then_resume_for_more(tmp_path: Path) -> None:
     assert [r.seed for r in saved.runs] == [3, 4, 5, 6]
     result_file = out / "logs" / f"{saved.runs[3].job_id}.result.json"
     assert json.loads(result_file.read_text())["batch_size"] == cheapest.batch_size
+
+
+def test_a_refused_run_leaves_the_series_resumable(tmp_path: Path) -> None:
+    """A series started with the paper's policy, run again from a job file that names none (the
+    default policy changed): refused, and the run directory still resumes as it was."""
+    out = tmp_path / "run"
+    runner = CliRunner(env={"COLUMNS": "200"})
+    path = write_job(tmp_path, num_recurrence=1, policy="pruning_gts")
+    assert (
+        runner.invoke(app, ["master", "run", "--job", str(path), "--out", str(out)]).exit_code == 0
+    )
+    before = (out / "job.yaml").read_text()
+    data = job_data(num_recurrence=1)
+    del data["policy"]
+    path.write_text(yaml.safe_dump(data))
+    result = runner.invoke(app, ["master", "run", "--job", str(path), "--out", str(out)])
+    assert isinstance(result.exception, ZeusConfigError)
+    assert "different policy_name ('PruningGTSBatchSizeOptimizer')" in str(result.exception)
+    assert (out / "job.yaml").read_text() == before
+    result = runner.invoke(app, ["master", "resume", str(out), "--recurrences", "2"])
+    assert result.exit_code == 0, result.output
+    saved = load_series(out)
+    assert saved is not None and saved.completed_recurrences == 2
+    assert saved.policy_name == "PruningGTSBatchSizeOptimizer"
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:

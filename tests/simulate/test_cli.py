@@ -12,9 +12,22 @@ from typer.testing import CliRunner
 
 from zeus.cli import app
 from zeus.errors import ZeusConfigError
+from zeus.policy import DefaultBatchSizeOptimizer
 from zeus.simulate.groups import generate_groups, write_group_trace
 
 runner = CliRunner()
+
+
+class SeededDefault(DefaultBatchSizeOptimizer):
+    """A user's policy (module:Class): always b0, remembers the seed it was given."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self.seed = seed
+
+
+class NotAPolicy:
+    pass
 
 
 def test_single_writes_json_and_plots(tmp_path: Path) -> None:
@@ -43,7 +56,7 @@ def test_single_writes_json_and_plots(tmp_path: Path) -> None:
         (["--beta-knob", "0"], "beta_knob must be > 0"),
         (["--num-recurrence", "0"], "num_recurrence must be >= 1"),
         (["--b0", "100"], "b0 .* 100 .* valid: 8, 16, 32"),
-        (["--policy", "random"], "unknown policy 'random'; valid: pruning-gts"),
+        (["--policy", "random"], "unknown policy 'random'; valid: local-search-ts, pruning-gts"),
         (["--out", "x.txt"], "--out must end in .csv or .json"),
     ],
 )
@@ -68,6 +81,58 @@ def test_sweep_writes_per_seed_rows(tmp_path: Path) -> None:
     assert "sentiment140" in result.output
     bad = runner.invoke(app, ["simulate", "sweep", "--gpus", "v100,tpu"])
     assert isinstance(bad.exception, ZeusConfigError) and "tpu" in str(bad.exception)
+
+
+def test_sweep_takes_a_seed_range_and_a_module_class_policy(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.csv"
+    result = runner.invoke(
+        app,
+        ["simulate", "sweep", "--datasets", "sentiment140", "--gpus", "p100", "--seeds", "41-43",
+         "--processes", "1", "--policy", f"{__name__}:SeededDefault", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"{__name__}:SeededDefault, mean over seeds 41-43" in result.output.replace("\n", "")
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert [r["seed"] for r in rows] == ["41", "42", "43"]
+    # Always b0 with JIT power limits: below Default (b0 at the maximum limit) in this cell.
+    assert all(r["policy"] == f"{__name__}:SeededDefault" for r in rows)
+    assert all(float(r["cum_regret_norm"]) < float(r["default_cum_regret_norm"]) for r in rows)
+    paper = runner.invoke(
+        app,
+        [
+            "simulate",
+            "single",
+            "--dataset",
+            "sentiment140",
+            "--gpu",
+            "p100",
+            "--policy",
+            "pruning_gts",
+        ],
+    )
+    assert paper.exit_code == 0 and "policy pruning_gts" in paper.output
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--seeds", "5-2"], "--seeds must be a count >= 1 or a range"),
+        (["--seeds", "ten"], "--seeds must be a count .* or a range"),
+        (
+            ["--policy", f"{__name__}:NotAPolicy"],
+            "is not a zeus.policy.BatchSizeOptimizer subclass",
+        ),
+        (["--policy", "mypolicies:Mine"], "policy 'mypolicies:Mine' cannot be imported"),
+        (
+            ["--policy", "thompson"],
+            "unknown policy 'thompson'; valid: local-search-ts, pruning-gts",
+        ),
+    ],
+)
+def test_sweep_bad_seeds_and_policies_are_clear_errors(args: list[str], match: str) -> None:
+    result = runner.invoke(app, ["simulate", "sweep", "--datasets", "squad", *args])
+    assert isinstance(result.exception, ZeusConfigError)
+    assert re.search(match, str(result.exception)), str(result.exception)
 
 
 def test_cluster_from_a_group_trace_file(tmp_path: Path) -> None:

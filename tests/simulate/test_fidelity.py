@@ -44,7 +44,7 @@ def test_default_and_oracle_match_the_reference_table(row: list[str]) -> None:
     ("dataset", "gpu"), [("imagenet", "p100"), ("sentiment140", "p100"), ("squad", "p100")]
 )
 def test_paper_policies_match_the_reference_within_noise(dataset: str, gpu: str) -> None:
-    results = run_sweep(tasks([dataset], [gpu], range(1, 11)), processes=1)
+    results = run_sweep(tasks([dataset], [gpu], range(1, 11), "pruning-gts"), processes=1)
     energy, regret = check_cell(dataset, gpu, [r.metrics for r in results])
     assert energy.ok, energy
     assert regret.ok, regret

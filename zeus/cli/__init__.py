@@ -21,7 +21,18 @@ app = typer.Typer(
 )
 
 # Module names under zeus.cli, in the order their commands appear in --help.
-_GROUPS = ["demo", "env", "monitor", "analyze", "simulate", "serve", "master", "profile"]
+_GROUPS = [
+    "demo",
+    "env",
+    "monitor",
+    "analyze",
+    "simulate",
+    "serve",
+    "bso",
+    "agent",
+    "master",
+    "profile",
+]
 
 
 def _version(value: bool) -> None:

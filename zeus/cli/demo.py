@@ -51,7 +51,7 @@ def demo(
     )
     from zeus.demo.savings import compute_savings, plot_demo
     from zeus.extras import require
-    from zeus.policy import DefaultBatchSizeOptimizer, PruningGTSBatchSizeOptimizer
+    from zeus.policy import DEFAULT_POLICY, DefaultBatchSizeOptimizer, make_batch_size_optimizer
     from zeus.policy.base import BatchSizeOptimizer
     from zeus.run.master import JobChoosesBatchSize, ZeusMaster
 
@@ -93,8 +93,8 @@ def demo(
         f"({default.epochs} epochs at {default.power_limit_w} W)"
     )
 
-    policy: BatchSizeOptimizer = PruningGTSBatchSizeOptimizer(seed=seed)
-    title = "Zeus: pruning + Thompson sampling batch sizes, JIT power limits"
+    policy: BatchSizeOptimizer = make_batch_size_optimizer(DEFAULT_POLICY, seed)
+    title = f"Zeus: {DEFAULT_POLICY} batch sizes, JIT power limits"
     if server is not None:
         policy = JobChoosesBatchSize()  # each run asks the server; the server applies beta
         title = (

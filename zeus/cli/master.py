@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,6 +60,7 @@ def run_series(spec: JobFile, run_dir: Path, num_recurrence: int, show_output: b
     Everything is checked before ``run_dir`` is touched; then the job file's copy that `resume`
     reads is written there (absolute workdir, this run's total).
     """
+    from zeus.device import gpu_backend
     from zeus.run.history import load_series
 
     master, job = _prepare(spec, run_dir)
@@ -68,7 +68,7 @@ def run_series(spec: JobFile, run_dir: Path, num_recurrence: int, show_output: b
     copy = spec.model_copy(update={"num_recurrence": num_recurrence})
     (run_dir / JOB_COPY).write_text(yaml.safe_dump(copy.model_dump(), sort_keys=False))
     console = make_console()
-    backend = spec.env.get("ZEUS_GPU", os.environ.get("ZEUS_GPU", ""))
+    backend = gpu_backend(spec.env.get("ZEUS_GPU"))
     if backend.startswith("replay:"):
         console.print(
             f"[yellow]GPU: replay GPU {backend[7:]} (ZEUS_GPU): energy and time are simulated "

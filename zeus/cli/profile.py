@@ -57,8 +57,8 @@ def profile(
     steps: str | None = alias("--steps"),
 ) -> None:
     """Profile a training script over batch sizes × power limits; write a train/power trace pair."""
-    import os
 
+    from zeus.device import gpu_backend
     from zeus.run.env import parse_profile_params
     from zeus.simulate.profiler import ProfiledRun, ProfileSpec, profile_workload
 
@@ -81,7 +81,7 @@ def profile(
         runs=runs,
         profile_params=parse_profile_params(steps, "--profile-params"),
     )
-    backend = os.environ.get("ZEUS_GPU", "")
+    backend = gpu_backend()
     if backend.startswith("replay:"):
         console.print(
             f"[yellow]GPU: replay GPU {backend[7:]}: the traces hold SIMULATED figures.[/]"

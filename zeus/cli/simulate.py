@@ -9,6 +9,7 @@ from rich.table import Table
 
 from zeus.cli.console import make_console
 from zeus.cli.options import alias, name_list, pick
+from zeus.policy.registry import DEFAULT_POLICY, policy_names
 
 simulate_app = typer.Typer(
     name="simulate",
@@ -16,7 +17,10 @@ simulate_app = typer.Typer(
     no_args_is_help=True,
 )
 
-POLICY_HELP = "Batch-size policy: pruning-gts (Zeus), default (always b0) or grid-search."
+POLICY_HELP = (
+    f"Batch-size policy: {policy_names()} (pruning-gts is the paper's), "
+    "or package.module:Class for your own."
+)
 TRACE_HELP = (
     "GPU whose published power trace to replay (a40, p100, rtx6000, v100), or your power-trace CSV."
 )
@@ -66,7 +70,7 @@ def single(
     recurrences: int | None = typer.Option(
         None, "--recurrences", help="Default: 2 x |batch sizes| x |limits|."
     ),
-    policy: str = typer.Option("pruning-gts", help=POLICY_HELP),
+    policy: str = typer.Option(DEFAULT_POLICY, help=POLICY_HELP),
     train_trace: str = typer.Option(
         None, "--train-trace", help="Your train-trace CSV (default: bundled)."
     ),
@@ -149,8 +153,10 @@ def sweep(
         help="GPUs whose power traces to replay (a40, p100, rtx6000, "
         "v100), comma-separated, or all. [default: all]",
     ),
-    seeds: int = typer.Option(10, min=1, help="Seeds 1..N per (workload, GPU)."),
-    policy: str = typer.Option("pruning-gts", help=POLICY_HELP),
+    seeds: str = typer.Option(
+        "10", help="Seeds per (workload, GPU): a count N (seeds 1-N) or a range such as 41-60."
+    ),
+    policy: str = typer.Option(DEFAULT_POLICY, help=POLICY_HELP),
     eta_knob: float = typer.Option(0.5, "--eta-knob", help=ETA_HELP),
     beta_knob: float = typer.Option(2.0, "--beta-knob", help=BETA_HELP),
     processes: int = typer.Option(None, min=1, help="Worker processes (default: all CPUs)."),
@@ -163,21 +169,25 @@ def sweep(
     from rich.progress import Progress
 
     from zeus.simulate.runs import write_records
-    from zeus.simulate.sweep import run_sweep, tasks
+    from zeus.simulate.sweep import parse_seeds, run_sweep, seeds_label, tasks
     from zeus.simulate.traces import GPUS, WORKLOADS
 
     _check_out(out)
     dataset = pick(dataset, datasets, "--dataset", "--datasets", "all")
     power_trace = pick(power_trace, gpus, "--power-trace", "--gpus", "all")
+    seed_range = parse_seeds(seeds)
     todo = tasks(
         name_list(dataset, list(WORKLOADS), "dataset"), name_list(power_trace, GPUS, "GPU"),
-        range(1, seeds + 1), policy, eta_knob, beta_knob,
+        seed_range, policy, eta_knob, beta_knob,
     )  # fmt: skip
     console = make_console()
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(f"{len(todo)} simulations", total=len(todo))
         results = run_sweep(todo, processes, on_result=lambda _: progress.advance(bar))
-    title = f"{policy}, mean over seeds 1-{seeds} (eta {eta_knob:g}, beta {beta_knob:g})"
+    title = (
+        f"{todo[0].policy}, mean over seeds {seeds_label(seed_range)} "
+        f"(eta {eta_knob:g}, beta {beta_knob:g})"
+    )
     table = Table(title=title)
     for col in ("workload", "gpu", "recurrences", "energy saved, last 10", "time change, last 10",
                 "energy saved, all", "cumulative regret", "Default's regret"):  # fmt: skip
@@ -224,7 +234,7 @@ def cluster(
         0.3, "--mean-concurrency", help="Generated: mean jobs running at once."
     ),
     seed: int = typer.Option(1, help="Seed of the generator, the policy and the trace sampling."),
-    policy: str = typer.Option("pruning-gts", help=POLICY_HELP),
+    policy: str = typer.Option(DEFAULT_POLICY, help=POLICY_HELP),
     eta_knob: float = typer.Option(0.5, "--eta-knob", help=ETA_HELP),
     beta_knob: float = typer.Option(2.0, "--beta-knob", help=BETA_HELP),
     save_groups: Path = typer.Option(

@@ -1,7 +1,7 @@
 """The recurring job of `zeus demo` and the GPU it runs on.
 
 The demo is a recurring job (`zeus.demo.train`: a small CNN on scikit-learn's digits, trained for
-real) driven by `ZeusMaster` with the pruning + Gaussian Thompson Sampling batch-size policy; each run
+real) driven by `ZeusMaster` with Zeus's default batch-size policy (`zeus.policy.DEFAULT_POLICY`); each run
 picks its power limit just in time (`ZeusDataLoader` + `GlobalPowerLimitOptimizer`). The Default
 configuration (the default batch size at the maximum power limit) is measured by a dedicated run first.
 """
@@ -96,7 +96,7 @@ class DemoGPU:
 
 
 def choose_gpu(profile: str = DEMO_PROFILE) -> DemoGPU:
-    """``ZEUS_GPU`` when set, NVIDIA GPUs when NVML finds some, else one replay GPU."""
+    """``ZEUS_GPU`` when set, NVIDIA or AMD GPUs when NVML or AMD SMI finds some, else one replay GPU."""
     from zeus.device import backend_or_replay, get_gpus
     from zeus.errors import ZeusConfigError
 
@@ -111,11 +111,15 @@ def choose_gpu(profile: str = DEMO_PROFILE) -> DemoGPU:
         return DemoGPU(spec, f"{len(gpus)} GPU(s): {names}", False, gpus[0].max_power_limit_w)
     from zeus.device.replay import load_profile
 
-    loaded = load_profile(spec.split(":")[1])
-    gpus[0].reset_power_limit()  # the Default run must start at the default (maximum) limit
-    description = (
-        f"replay GPU '{loaded.name}' (step time and power per batch size and power limit "
-        f"measured on an NVIDIA {loaded.gpu_model}); energy and time figures are SIMULATED by "
-        "the replay GPU"
-    )
+    if gpus[0].get_power_limit_w() != gpus[0].default_power_limit_w:
+        gpus[0].reset_power_limit()  # the Default run must start at the default (maximum) limit
+    if spec.startswith("replay:"):
+        loaded = load_profile(spec.split(":")[1])
+        source = (
+            f"replay GPU '{loaded.name}' (step time and power per batch size and power limit "
+            f"measured on an NVIDIA {loaded.gpu_model})"
+        )
+    else:  # replay GPUs served by the node agent
+        source = f"{gpus[0].name} GPU(s) of {spec}"
+    description = f"{source}; energy and time figures are SIMULATED by the replay GPU"
     return DemoGPU(spec, description, True, gpus[0].max_power_limit_w)

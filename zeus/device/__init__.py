@@ -2,13 +2,20 @@
 
 `get_gpus` is the one place that picks a GPU backend, and `gpu_backend` the one place that reads
 ``ZEUS_GPU``. Both run only when called, never at import. A backend is one module with a function
-``open_gpus(arg, indices)`` plus one line in `BACKENDS`:
+``open_gpus(arg, indices)`` plus one line in `BACKENDS`; a hardware backend that the auto choice may
+pick also names its ``hardware`` and has ``available()`` and ``status()``. The contract suite in
+``tests/device/contract.py`` is what a backend must do.
 
 * ``"nvml"``: the NVIDIA GPUs this process sees (after ``CUDA_VISIBLE_DEVICES``);
+* ``"amd"``: the AMD GPUs this process sees (after ``ROCR_VISIBLE_DEVICES``/``HIP_VISIBLE_DEVICES``);
 * ``"replay:<profile>[:<n>][:wall]"``: one or ``n`` replay GPUs (`zeus.device.replay`), on virtual
   time unless ``:wall`` asks for real time;
+* ``"agent[:<socket path>]"``: the GPUs of the node agent (`zeus.device.agent`), no privileges needed;
 * ``"none"``: no GPU;
-* unset (argument None and no ``ZEUS_GPU``): NVML GPUs if NVML works, else none. Never silently replay.
+* unset (argument None and no ``ZEUS_GPU``): the first hardware backend in table order that finds a
+  GPU (NVIDIA, then AMD), else none. Never silently replay. One vendor per process: a training
+  process runs one framework build (CUDA or ROCm), whose device indices these are. To measure both
+  vendors, pass ``get_gpus(backend="nvml") + get_gpus(backend="amd")`` to a monitor.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import importlib
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from zeus.device.base import CPU, GPU, CPUEnergy, GPUCapabilities
 from zeus.errors import GPUNotFoundError, ZeusConfigError
@@ -27,9 +35,12 @@ __all__ = [
     "GPU",
     "CPUEnergy",
     "GPUCapabilities",
+    "auto_backend",
     "backend_or_replay",
     "get_gpus",
     "gpu_backend",
+    "hardware_backends",
+    "hardware_status",
     "parse_backend",
 ]
 
@@ -38,15 +49,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Backend:
-    """A GPU backend: the module whose ``open_gpus(arg, indices)`` makes its GPUs, and its syntax."""
+    """A GPU backend: the module whose ``open_gpus(arg, indices)`` makes its GPUs, and its syntax.
+    ``hardware`` (e.g. ``"NVIDIA"``): the auto choice tries it, through the module's ``available()``
+    and ``status()``."""
 
     module: str
     usage: str
+    hardware: str = ""
 
 
 BACKENDS: dict[str, Backend] = {
-    "nvml": Backend("zeus.device.nvml", "nvml"),
+    "nvml": Backend("zeus.device.nvml", "nvml", hardware="NVIDIA"),
+    "amd": Backend("zeus.device.amd", "amd", hardware="AMD"),
     "replay": Backend("zeus.device.replay", "replay:<profile>[:<n>][:wall]"),
+    "agent": Backend("zeus.device.agent", "agent[:<socket path>]"),
     "none": Backend("zeus.device", "none"),
 }
 
@@ -62,17 +78,30 @@ def gpu_backend(backend: str | None = None) -> str:
     return spec.strip()
 
 
+def hardware_backends() -> list[str]:
+    """The hardware backends (NVIDIA, AMD, ...) in the order the auto choice tries them."""
+    return [name for name, b in BACKENDS.items() if b.hardware]
+
+
+def auto_backend() -> str | None:
+    """The first hardware backend (table order) that finds a GPU, or None. Probes are cached."""
+    return next((name for name in hardware_backends() if _module(name).available()), None)
+
+
+def hardware_status() -> dict[str, tuple[bool, str]]:
+    """Per hardware backend: whether it finds a GPU, and its own words on what it finds."""
+    return {
+        name: (_module(name).available(), _module(name).status()) for name in hardware_backends()
+    }
+
+
 def backend_or_replay(profile: str, count: int = 1) -> str:
-    """For scripts (examples, demos): ``ZEUS_GPU`` when set, ``"nvml"`` when NVML finds a GPU,
-    else ``count`` replay GPUs of ``profile``. The caller says which it got; a library never falls
-    back to replay by itself."""
-    spec = gpu_backend()
+    """For scripts (examples, demos): ``ZEUS_GPU`` when set, else the auto choice when it finds a
+    GPU, else ``count`` replay GPUs of ``profile``. The caller says which it got; a library never
+    falls back to replay by itself."""
+    spec = gpu_backend() or auto_backend()
     if spec:
         return spec
-    from zeus.device.nvml import nvml_available
-
-    if nvml_available():
-        return "nvml"
     return f"replay:{profile}" + (f":{count}" if count > 1 else "")
 
 
@@ -87,24 +116,30 @@ def parse_backend(backend: str) -> tuple[str, str]:
 
 
 def get_gpus(indices: list[int] | None = None, backend: str | None = None) -> list[GPU]:
-    """The GPUs of `backend` (default: env ``ZEUS_GPU``), restricted to `indices` when given."""
-    spec = gpu_backend(backend)
+    """The GPUs of `backend` (default: env ``ZEUS_GPU``, else `auto_backend`), restricted to
+    `indices` when given."""
+    spec = gpu_backend(backend) or auto_backend()
     if not spec:
-        from zeus.device.nvml import nvml_available
-
-        if not nvml_available():
-            logger.info("no NVIDIA GPU found through NVML and ZEUS_GPU is unset: no GPUs")
-            if indices:
-                raise GPUNotFoundError(
-                    f"GPU indices {indices} requested but no GPU is available (no NVML); "
-                    f"set ZEUS_GPU to one of {backend_help()}"
-                )
-            return []
-        spec = "nvml"
+        logger.info("no GPU found (%s) and ZEUS_GPU is unset: no GPUs", _status_line())
+        if indices:
+            raise GPUNotFoundError(
+                f"GPU indices {indices} requested but no GPU is available ({_status_line()}); "
+                f"set ZEUS_GPU to one of {backend_help()}"
+            )
+        return []
     name, arg = parse_backend(spec)
-    module = importlib.import_module(BACKENDS[name].module)
-    gpus: list[GPU] = module.open_gpus(arg, indices)
+    gpus: list[GPU] = _module(name).open_gpus(arg, indices)
     return gpus
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(BACKENDS[name].module)
+
+
+def _status_line() -> str:
+    return "; ".join(
+        f"{BACKENDS[n].hardware}: {words}" for n, (_, words) in hardware_status().items()
+    )
 
 
 def open_gpus(arg: str, indices: list[int] | None) -> list[GPU]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from zeus.errors import NotSupportedError
 
@@ -26,6 +26,36 @@ class GPUCapabilities:
     window time and energy come from that clock, not from wall time (the replay GPU)."""
     simulated: bool = False
     """Figures are replayed from measured data, not measured on this machine's hardware."""
+    shared_board: bool = False
+    """Power, energy and the power limit are those of a whole board that other devices share (an
+    NVIDIA MIG instance, a GPU in MIG mode, an AMD compute partition): they include other tenants'
+    work, and a limit set here would limit them too. `GPU.board_id` names the board."""
+    thermals: bool = False
+    """`GPU.thermals` reads the temperature and why clocks are held back (NVML, amdsmi)."""
+
+
+ThrottleReason = Literal[
+    "power_cap", "thermal", "hw_slowdown", "power_brake", "clocks_setting", "idle", "other"
+]
+"""Why a GPU runs below its top clocks: its power limit (``power_cap``), temperature (``thermal``), a
+hardware slowdown (``hw_slowdown``: thermal, power supply or power brake), an external power brake
+(``power_brake``), clocks set by someone (``clocks_setting``), no work (``idle``), or ``other``."""
+
+NOT_POWER_LIMIT: frozenset[ThrottleReason] = frozenset(
+    {"thermal", "hw_slowdown", "power_brake", "clocks_setting"}
+)
+"""Throttling a power limit does not explain: it distorts a power-limit measurement."""
+
+
+@dataclass(frozen=True)
+class Thermals:
+    """A GPU's temperature and throttle reasons at one instant."""
+
+    temperature_c: float | None
+    """Degrees Celsius of the sensor Zeus reads (NVIDIA: the die; AMD: hotspot, else edge); None
+    when unread."""
+    throttle_reasons: frozenset[ThrottleReason] | None
+    """Reasons clocks are held back right now (empty: none); None when the device cannot tell."""
 
 
 @runtime_checkable
@@ -41,7 +71,25 @@ class GPU(Protocol):
         ...
 
     @property
+    def uuid(self) -> str:
+        """Stable identifier of the device on its node, the same in every process (NVML's
+        ``GPU-...`` UUID; ``replay-<profile>-<index>`` for replay GPUs). The node agent leases by it."""
+        ...
+
+    @property
     def capabilities(self) -> GPUCapabilities: ...
+
+    @property
+    def board_id(self) -> str:
+        """The physical board whose power, energy and limit this device reports (a MIG instance:
+        its parent GPU's UUID). Two devices with one ``board_id`` share those figures."""
+        ...
+
+    @property
+    def set_power_limit_denied_reason(self) -> str | None:
+        """Why this process may not change the limit, in words; None when it may
+        (``capabilities.set_power_limit``)."""
+        ...
 
     @property
     def min_power_limit_w(self) -> int: ...
@@ -68,6 +116,11 @@ class GPU(Protocol):
 
     def energy_j(self) -> float:
         """Cumulative energy counter; ``NotSupportedError`` without ``capabilities.energy_counter``."""
+        ...
+
+    def thermals(self) -> Thermals:
+        """Temperature and throttle reasons now; ``NotSupportedError`` without
+        ``capabilities.thermals``."""
         ...
 
     def synchronize(self) -> None:

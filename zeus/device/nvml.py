@@ -3,8 +3,14 @@
 ``pynvml`` is imported lazily and can be passed in (``pynvml=``): tests hand in a fake module object.
 Indices are those the process sees after ``CUDA_VISIBLE_DEVICES``, whose entries may be NVML indices,
 GPU UUIDs (``GPU-...``, prefixes allowed, like CUDA) or MIG device UUIDs (``MIG-...``). As in CUDA, the
-list stops at the first entry that matches no device. A MIG device reports and limits the power of
-its parent GPU (NVML meters whole boards).
+list stops at the first entry that matches no device, except a ``MIG-`` UUID that names no MIG
+device: that is an error listing the MIG devices that exist.
+
+MIG: NVML meters and limits whole boards, so a MIG instance reports its parent board's power, energy,
+temperature and limit, as does a board in MIG mode. Such devices say so (``shared_board``, and
+``board_id`` is the board's UUID); NVIDIA documents no way to split a board's power among its
+instances, so Zeus does not split it, and it refuses to change a shared board's limit, which would
+limit every tenant of the board.
 
 Units: NVML speaks mW and mJ; everything leaving this module is W and J.
 """
@@ -17,7 +23,7 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from zeus.device.base import GPUCapabilities, HardwareClock
+from zeus.device.base import GPUCapabilities, HardwareClock, Thermals, ThrottleReason
 from zeus.errors import (
     GPUNotFoundError,
     NotSupportedError,
@@ -61,6 +67,28 @@ def _nvml_call(pynvml: Any, what: str, fn: Callable[..., T], *args: Any) -> T:
         raise ZeusDeviceError(f"{what}: NVML error: {e}") from e
 
 
+# NVML's clocks event (throttle) reason bits, as documented in nvml.h.
+_REASON_BITS: dict[int, ThrottleReason] = {
+    0x1: "idle",
+    0x2: "clocks_setting",  # applications clocks
+    0x4: "power_cap",  # software power cap: the power limit
+    0x8: "hw_slowdown",
+    0x20: "thermal",  # software thermal slowdown
+    0x40: "thermal",  # hardware thermal slowdown
+    0x80: "power_brake",
+    0x100: "clocks_setting",  # display clock setting
+}
+
+
+def throttle_reasons(mask: int) -> frozenset[ThrottleReason]:
+    """NVML's reason bit mask in Zeus's words; bits Zeus does not name (sync boost, ...) are
+    ``other``."""
+    reasons: set[ThrottleReason] = {r for bit, r in _REASON_BITS.items() if mask & bit}
+    if mask & ~sum(_REASON_BITS):
+        reasons.add("other")
+    return frozenset(reasons)
+
+
 def _init(pynvml: Any) -> None:
     _nvml_call(pynvml, "initialising NVML", pynvml.nvmlInit)
 
@@ -80,15 +108,15 @@ def _probe() -> tuple[bool, str]:
     return True, f"NVML reports {count} GPU(s)"
 
 
-def nvml_available() -> bool:
+def available() -> bool:
     """Whether NVML loads and reports at least one GPU. Probed once per process (cached)."""
-    available, reason = _probe()
-    if not available:
+    found, reason = _probe()
+    if not found:
         logger.debug("NVML unavailable: %s", reason)
-    return available
+    return found
 
 
-def nvml_status() -> str:
+def status() -> str:
     """Why NVML is or is not usable, in words (for ``zeus show-env``)."""
     return _probe()[1]
 
@@ -135,7 +163,12 @@ def _resolve_entry(pynvml: Any, entry: str, all_handles: list[Any]) -> Any | Non
                 pynvml, f"MIG device {entry}", pynvml.nvmlDeviceGetHandleByUUID, entry
             )
         except ZeusDeviceError:
-            return None
+            existing = _mig_uuids(pynvml, all_handles)
+            raise GPUNotFoundError(
+                f"CUDA_VISIBLE_DEVICES entry {entry!r} names no MIG device; MIG devices here: "
+                + (", ".join(existing) if existing else "none (MIG mode is off on every GPU)")
+                + " (nvidia-smi -L lists them)"
+            ) from None
     if entry.startswith("GPU-"):
         matches = [
             h
@@ -144,6 +177,37 @@ def _resolve_entry(pynvml: Any, entry: str, all_handles: list[Any]) -> Any | Non
         ]
         return matches[0] if len(matches) == 1 else None
     return None
+
+
+def _mig_uuids(pynvml: Any, boards: list[Any]) -> list[str]:
+    """UUIDs of every MIG device on ``boards`` (for error messages; [] where NVML cannot say)."""
+    uuids: list[str] = []
+    for board in boards:
+        try:
+            if not _mig_mode_on(pynvml, board):
+                continue
+            count = int(pynvml.nvmlDeviceGetMaxMigDeviceCount(board))
+        except (pynvml.NVMLError, AttributeError):
+            continue
+        for i in range(count):
+            try:
+                mig = pynvml.nvmlDeviceGetMigDeviceHandleByIndex(board, i)
+            except pynvml.NVMLError:
+                continue  # an empty slot
+            uuids.append(_text(pynvml.nvmlDeviceGetUUID(mig)))
+    return uuids
+
+
+def _mig_mode_on(pynvml: Any, handle: Any) -> bool:
+    """Whether a board runs in MIG mode (False where NVML has no MIG support)."""
+    get_mode = getattr(pynvml, "nvmlDeviceGetMigMode", None)
+    if get_mode is None:
+        return False
+    try:
+        current, _pending = get_mode(handle)
+    except pynvml.NVMLError:
+        return False  # NOT_SUPPORTED on GPUs without MIG
+    return bool(current == getattr(pynvml, "NVML_DEVICE_MIG_ENABLE", 1))
 
 
 def nvml_gpus(indices: list[int] | None = None, pynvml: Any = None) -> list[NVMLGPU]:
@@ -174,11 +238,17 @@ class NVMLGPU(HardwareClock):
     def __init__(self, handle: Any, index: int, pynvml: Any) -> None:
         self._nvml = pynvml
         self._index = index
-        self._handle = self._board_handle(handle)
+        self._handle, self.is_mig = self._board_handle(handle)
         self.name_: str = _text(self._call("reading the name", pynvml.nvmlDeviceGetName))
         self.uuid: str = _text(
             _nvml_call(pynvml, "reading the UUID", pynvml.nvmlDeviceGetUUID, handle)
         )
+        self.board_uuid: str = (
+            _text(self._call("reading the board's UUID", pynvml.nvmlDeviceGetUUID))
+            if self.is_mig
+            else self.uuid
+        )
+        self._shared = self.is_mig or _mig_mode_on(pynvml, self._handle)
         min_mw, max_mw = self._call(
             "reading power-limit constraints", pynvml.nvmlDeviceGetPowerManagementLimitConstraints
         )
@@ -187,26 +257,28 @@ class NVMLGPU(HardwareClock):
             self._call("reading the default limit", pynvml.nvmlDeviceGetPowerManagementDefaultLimit)
         )
         self._has_counter = self._probe_energy_counter()
+        self._has_temperature, self._reasons_fn = self._probe_thermals()
         self._set_reason: str | None = None
         self._set_probed = False
 
-    def _board_handle(self, handle: Any) -> Any:
-        """A MIG device's power is its parent board's; plain GPUs are their own board."""
+    def _board_handle(self, handle: Any) -> tuple[Any, bool]:
+        """The board that meters ``handle`` (a MIG instance's parent), and whether it is MIG."""
         is_mig = getattr(self._nvml, "nvmlDeviceIsMigDeviceHandle", None)
         if is_mig is None:
-            return handle
+            return handle, False
         try:
             mig = bool(_nvml_call(self._nvml, "checking MIG", is_mig, handle))
         except ZeusDeviceError:
-            return handle
+            return handle, False
         if not mig:
-            return handle
-        return _nvml_call(
+            return handle, False
+        board = _nvml_call(
             self._nvml,
             "finding the MIG device's GPU",
             self._nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle,
             handle,
         )
+        return board, True
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         return _nvml_call(self._nvml, f"GPU {self._index}: {what}", fn, self._handle, *args)
@@ -227,6 +299,38 @@ class NVMLGPU(HardwareClock):
             return False
         return True
 
+    def _probe_thermals(self) -> tuple[bool, Callable[..., int] | None]:
+        """Whether the temperature reads, and NVML's reasons function (renamed in 12.x) if it works."""
+        try:
+            self._call(
+                "reading the temperature",
+                self._nvml.nvmlDeviceGetTemperature,
+                self._nvml.NVML_TEMPERATURE_GPU,
+            )
+            has_temperature = True
+        except ZeusDeviceError:
+            has_temperature = False
+        for fn_name in (
+            "nvmlDeviceGetCurrentClocksEventReasons",
+            "nvmlDeviceGetCurrentClocksThrottleReasons",
+        ):
+            fn = getattr(self._nvml, fn_name, None)
+            if fn is None:
+                continue
+            try:
+                self._call("reading throttle reasons", fn)
+            except ZeusDeviceError:
+                continue
+            return has_temperature, fn
+        return has_temperature, None
+
+    def _shared_reason(self) -> str:
+        what = f"a MIG instance of board {self.board_uuid}" if self.is_mig else "in MIG mode"
+        return (
+            f"GPU {self._index} ({self.uuid}) is {what}: its power limit is the whole board's, "
+            "shared with every MIG instance on it, so Zeus does not change it"
+        )
+
     # -- GPU protocol ----------------------------------------------------------------------------
 
     @property
@@ -239,7 +343,16 @@ class NVMLGPU(HardwareClock):
 
     @property
     def capabilities(self) -> GPUCapabilities:
-        return GPUCapabilities(energy_counter=self._has_counter, set_power_limit=self._can_set())
+        return GPUCapabilities(
+            energy_counter=self._has_counter,
+            set_power_limit=self._can_set(),
+            shared_board=self._shared,
+            thermals=self._has_temperature or self._reasons_fn is not None,
+        )
+
+    @property
+    def board_id(self) -> str:
+        return self.board_uuid
 
     @property
     def set_power_limit_denied_reason(self) -> str | None:
@@ -251,6 +364,9 @@ class NVMLGPU(HardwareClock):
         """Probe once by writing the current limit back: a no-op that NVML still permission-checks."""
         if not self._set_probed:
             self._set_probed = True
+            if self._shared:
+                self._set_reason = self._shared_reason()
+                return False
             try:
                 current_mw = self._call(
                     "reading the limit", self._nvml.nvmlDeviceGetPowerManagementLimit
@@ -291,6 +407,8 @@ class NVMLGPU(HardwareClock):
                 f"power limit {watts} W is outside the range of {self.name_} GPU {self._index}: "
                 f"allowed {self._min_w}..{self._max_w} W"
             )
+        if self._shared:
+            raise NotSupportedError(self._shared_reason())
         self._call(
             f"setting the power limit to {watts} W",
             self._nvml.nvmlDeviceSetPowerManagementLimit,
@@ -314,6 +432,28 @@ class NVMLGPU(HardwareClock):
             float(self._call("reading energy", self._nvml.nvmlDeviceGetTotalEnergyConsumption))
             / 1000.0
         )
+
+    def thermals(self) -> Thermals:
+        if not (self._has_temperature or self._reasons_fn is not None):
+            raise NotSupportedError(
+                f"GPU {self._index} ({self.name_}): NVML reads neither temperature nor throttle "
+                "reasons here"
+            )
+        temperature_c = None
+        if self._has_temperature:
+            temperature_c = float(
+                self._call(
+                    "reading the temperature",
+                    self._nvml.nvmlDeviceGetTemperature,
+                    self._nvml.NVML_TEMPERATURE_GPU,
+                )
+            )
+        reasons = None
+        if self._reasons_fn is not None:
+            reasons = throttle_reasons(
+                int(self._call("reading throttle reasons", self._reasons_fn))
+            )
+        return Thermals(temperature_c=temperature_c, throttle_reasons=reasons)
 
     def synchronize(self) -> None:
         """Nothing to do: the framework's own sync (torch/JAX/CuPy) waits for the kernels."""

@@ -30,9 +30,9 @@ from bisect import bisect_right
 from pathlib import Path
 from typing import Literal
 
-from zeus.device.base import GPUCapabilities
+from zeus.device.base import GPUCapabilities, Thermals
 from zeus.device.replay_profiles import ReplayProfile, StepFigures, list_profiles, load_profile
-from zeus.errors import ZeusConfigError
+from zeus.errors import NotSupportedError, ZeusConfigError
 
 __all__ = ["FORWARD_FRACTION", "ReplayGPU", "list_profiles", "load_profile", "replay_state_dir"]
 
@@ -253,6 +253,10 @@ class ReplayGPU:
         return f"NVIDIA {self.profile.gpu_model} (replay)"
 
     @property
+    def uuid(self) -> str:
+        return f"replay-{self.profile.name}-{self._index}"
+
+    @property
     def capabilities(self) -> GPUCapabilities:
         return GPUCapabilities(
             energy_counter=True,
@@ -260,6 +264,18 @@ class ReplayGPU:
             virtual_time=self._device.clock == "virtual",
             simulated=True,
         )
+
+    @property
+    def board_id(self) -> str:
+        """One replay device per state file (handles on the same device share it)."""
+        return f"replay:{self._device.state_file}"
+
+    @property
+    def set_power_limit_denied_reason(self) -> str | None:
+        return None  # a replay GPU's "driver setting" is a file this process may write
+
+    def thermals(self) -> Thermals:
+        raise NotSupportedError(f"{self!r}: the profiles hold no temperature or throttle reasons")
 
     @property
     def clock(self) -> Clock:
@@ -346,8 +362,6 @@ class ReplayGPU:
         with the power at ``start_s``. Time with no step marked draws nothing: it does not exist."""
         device = self._device
         if device.clock == "wall":
-            from zeus.errors import NotSupportedError
-
             raise NotSupportedError(
                 f"{self!r}: a wall-clock replay GPU has no power timeline; sample power_w()"
             )

@@ -6,7 +6,17 @@ it has one; otherwise a background `PowerMonitor` samples power and the window i
 
 Short windows: NVIDIA's counter is refreshed periodically (tens of ms on some boards), so a window
 shorter than that can see a zero delta. Such a window is charged power × time (power read at its end)
-instead of a silent 0 J, and its ``method`` says so (``"counter+power"``).
+instead of a silent 0 J, and its ``method`` says so (``"counter+power"``). A counter that does not
+move for ``counter_stall_s`` or longer while the GPU draws power has stalled (reported on AMD MI100
+and MI250 drivers): that window is charged power × time (``"stalled+power"``), the monitor warns
+once and integrates sampled power for that GPU from then on (``"power_integration"``).
+
+Shared boards: a MIG instance (or an AMD compute partition) reports its whole board's figures. The
+monitor warns that such energy includes the board's other tenants, and refuses two devices of one
+board, whose sum would count the board twice.
+
+CPUs: a RAPL zone that disappears mid-run (``ZeusDeviceError`` on read) is dropped with one warning;
+windows then report the CPUs still measured.
 
 Virtual time: on replay GPUs (``capabilities.virtual_time``) a window's time is what their clocks
 advanced by the training steps marked inside it (`ZeusMonitor.step`, or an integration that marks
@@ -17,16 +27,18 @@ says ``no-steps`` and the monitor warns once. CPU (RAPL) energy is always real, 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from zeus.device.base import CPU, GPU
-from zeus.errors import GPUNotFoundError, ZeusConfigError, ZeusDeviceError
+from zeus.errors import GPUNotFoundError, ZeusConfigError, ZeusDeviceError, check_range
 from zeus.monitor.power import PowerMonitor
 from zeus.monitor.sync import make_sync
+from zeus.monitor.window_log import WindowLog
 
 if TYPE_CHECKING:
     from zeus.monitor.exporters import PrometheusExporter
@@ -44,9 +56,9 @@ class Measurement:
     dram_energy_j: dict[int, float] | None
     method: str
     """How GPU energy was obtained: ``counter``, ``counter+power`` (window shorter than the counter's
-    refresh), ``power_integration``, a ``mixed(...)`` of those, ``no-steps`` (virtual time that no
-    marked step advanced), or ``none``; prefixed ``replay:`` when the numbers come from replay GPUs
-    rather than hardware."""
+    refresh), ``stalled+power`` (the counter stalled), ``power_integration``, a ``mixed(...)`` of
+    those, ``no-steps`` (virtual time that no marked step advanced), or ``none``; prefixed
+    ``replay:`` when the numbers come from replay GPUs rather than hardware."""
 
     @property
     def total_energy_j(self) -> float:
@@ -70,7 +82,6 @@ class _OpenWindow:
     gpu_energy_j: dict[int, float]
     cpu_energy_j: dict[int, float]
     dram_energy_j: dict[int, float]
-    sampled: dict[int, float] = field(default_factory=dict)
 
 
 def _select(
@@ -93,8 +104,11 @@ class ZeusMonitor:
     """Measure the time and GPU/CPU/DRAM energy of named windows.
 
     ``gpus=`` / ``cpus=`` pass devices explicitly (``gpu_indices``/``cpu_indices`` then index into
-    those lists); by default the GPUs come from `zeus.device.get_gpus` and the CPUs from RAPL (none,
-    with a warning, when RAPL cannot be read and ``cpu_indices`` was not asked for).
+    those lists; GPUs of several vendors may be mixed); by default the GPUs come from
+    `zeus.device.get_gpus` and the CPUs from RAPL (none, with a warning, when RAPL cannot be read and
+    ``cpu_indices`` was not asked for). ``counter_stall_s``: a counter that does not move for this
+    long while the GPU draws power is stalled. ``window_log``: a ``.csv`` or ``.jsonl`` file that
+    gets one record per finished window (`zeus.monitor.window_log`).
 
     ``exporter=`` (a `zeus.monitor.exporters.PrometheusExporter`) exports every finished window as
     Prometheus metrics; by default the process's exporter from ``ZEUS_METRICS`` when it is set.
@@ -109,8 +123,11 @@ class ZeusMonitor:
         gpus: Sequence[GPU] | None = None,
         cpus: Sequence[CPU] | None = None,
         power_interval_s: float = 0.1,
+        counter_stall_s: float = 1.0,
+        window_log: str | os.PathLike[str] | None = None,
         exporter: PrometheusExporter | None = None,
     ) -> None:
+        check_range("counter_stall_s", counter_stall_s, gt=0)
         if exporter is None:
             from zeus.monitor.exporters import exporter_from_env
 
@@ -136,10 +153,15 @@ class ZeusMonitor:
                 "measures one kind of time: monitor them separately"
             )
         self._simulated = any(c.simulated for c in capabilities)
+        _check_boards(self.gpu_indices, self.gpus)
         self._warned_no_steps = False
         self._power_interval_s = power_interval_s
-        self._power_monitor: PowerMonitor | None = None
+        self._stall_s = counter_stall_s
+        self._samplers: dict[int, PowerMonitor] = {}  # GPU position -> its power sampler
         self._windows: dict[str, _OpenWindow] = {}
+        self._log = (
+            WindowLog(window_log, self.gpu_indices, self.cpu_indices) if window_log else None
+        )
 
     @staticmethod
     def _default_cpus(explicit: bool) -> list[CPU]:
@@ -163,7 +185,7 @@ class ZeusMonitor:
             )
         if sync_execution:
             self.sync()
-        self._ensure_power_monitor()
+        self._ensure_samplers()
         start_wall_s = time.time()
         start_mono_s, clocks, (gpu_j, cpu_j, dram_j) = self._read_counters()
         self._windows[name] = _OpenWindow(
@@ -193,16 +215,29 @@ class ZeusMonitor:
             methods = {"no-steps"}
             self._warn_no_steps(name)
         self._prune_samples(end_wall_s)
+        cpu_energy = _deltas(window.cpu_energy_j, cpu_j)
+        dram_energy = _deltas(window.dram_energy_j, dram_j)
         measurement = Measurement(
             time_s=elapsed_s,
             gpu_energy_j=gpu_energy,
-            cpu_energy_j=_deltas(window.cpu_energy_j, cpu_j) if self.cpus else None,
-            dram_energy_j=_deltas(window.dram_energy_j, dram_j) if window.dram_energy_j else None,
+            cpu_energy_j=cpu_energy if self.cpus or cpu_energy else None,
+            dram_energy_j=dram_energy or None,
             method=self._method_label(methods),
         )
+        if self._log is not None:
+            self._log.write(name, window.start_wall_s, end_wall_s, measurement)
         if self.exporter is not None:
             self.exporter.observe_window(name, measurement)
         return measurement
+
+    def cancel_window(self, name: str) -> None:
+        """Close window ``name`` without a measurement (nothing is logged or exported): e.g. a pass
+        to leave out. ``begin_window(name)`` may then start it afresh. ``ZeusConfigError`` if not
+        open."""
+        if self._windows.pop(name, None) is None:
+            open_names = ", ".join(sorted(self._windows)) or "none"
+            raise ZeusConfigError(f"window {name!r} is not open (open windows: {open_names})")
+        self._prune_samples(time.time())
 
     @contextmanager
     def window(self, name: str, sync_execution: bool = True) -> Iterator[Window]:
@@ -236,19 +271,25 @@ class ZeusMonitor:
             gpu.synchronize()
 
     def close(self) -> None:
-        """Stop the background power sampler, if one runs."""
-        if self._power_monitor is not None:
-            self._power_monitor.stop()
-            self._power_monitor = None
+        """Stop the background power samplers, if any run."""
+        samplers, self._samplers = self._samplers, {}
+        for sampler in samplers.values():
+            sampler.stop()
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _ensure_power_monitor(self) -> None:
-        if self._power_monitor is None and not all(self._counter_gpu):
-            sampled = [g for g, c in zip(self.gpus, self._counter_gpu, strict=True) if not c]
-            self._power_monitor = PowerMonitor(sampled, interval_s=self._power_interval_s).start()
-        elif self._power_monitor is not None:
-            self._power_monitor.sample_once()  # an edge sample, so short windows are covered
+    def _ensure_samplers(self) -> None:
+        """A background sampler per GPU measured by power; an edge sample on each running one, so
+        short windows are covered."""
+        for k, (gpu, has_counter) in enumerate(zip(self.gpus, self._counter_gpu, strict=True)):
+            if has_counter:
+                continue
+            sampler = self._samplers.get(k)
+            if sampler is None:
+                interval_s = self._power_interval_s
+                self._samplers[k] = PowerMonitor([gpu], interval_s=interval_s).start()
+            else:
+                sampler.sample_once()
 
     def _read_counters(
         self,
@@ -267,35 +308,69 @@ class ZeusMonitor:
         edge_s = time.monotonic()
         cpu_j: dict[int, float] = {}
         dram_j: dict[int, float] = {}
+        gone: list[tuple[int, ZeusDeviceError]] = []
         for i, cpu in zip(self.cpu_indices, self.cpus, strict=True):
-            reading = cpu.energy()
+            try:
+                reading = cpu.energy()
+            except ZeusDeviceError as failure:
+                gone.append((i, failure))
+                continue
             cpu_j[i] = reading.package_j
             if reading.dram_j is not None:
                 dram_j[i] = reading.dram_j
+        for i, error in gone:
+            self._drop_cpu(i, error)
         return edge_s, clocks, (gpu_j, cpu_j, dram_j)
+
+    def _drop_cpu(self, index: int, error: ZeusDeviceError) -> None:
+        """A CPU that cannot be read any more (its RAPL zone disappeared): measure the others."""
+        k = self.cpu_indices.index(index)
+        del self.cpu_indices[k], self.cpus[k]
+        logger.warning("CPU %d: no longer measuring its energy: %s", index, error)
 
     def _gpu_energy(
         self, window: _OpenWindow, gpu_j: dict[int, float], elapsed_s: float, end_wall_s: float
     ) -> tuple[dict[int, float], set[str]]:
         energy: dict[int, float] = {}
         methods: set[str] = set()
-        sampled: dict[int, float] = {}
-        if self._power_monitor is not None:
-            self._power_monitor.sample_once()
-            sampled = self._power_monitor.energy_j(window.start_wall_s, end_wall_s)
-        for i, gpu, has_counter in zip(self.gpu_indices, self.gpus, self._counter_gpu, strict=True):
-            if not has_counter:
-                energy[i] = sampled.get(gpu.index, 0.0)
+        for k, (i, gpu) in enumerate(zip(self.gpu_indices, self.gpus, strict=True)):
+            sampler = self._samplers.get(k)
+            if not self._counter_gpu[k] or i not in window.gpu_energy_j:
+                joules = 0.0
+                if sampler is not None:
+                    sampler.sample_once()
+                    joules = sampler.energy_j(window.start_wall_s, end_wall_s).get(gpu.index, 0.0)
+                energy[i] = joules
                 methods.add("power_integration")
                 continue
             delta_j = gpu_j[i] - window.gpu_energy_j[i]
             if delta_j <= 0.0 and elapsed_s > 0.0:
-                delta_j = gpu.power_w() * elapsed_s  # window shorter than the counter's refresh
-                methods.add("counter+power")
+                watts = gpu.power_w()
+                delta_j = watts * elapsed_s  # no counter movement to go by: power x time
+                if watts > 0.0 and elapsed_s >= self._stall_s and not self._virtual:
+                    self._counter_stalled(k, elapsed_s)
+                    methods.add("stalled+power")
+                else:
+                    methods.add("counter+power")  # window shorter than the counter's refresh
             else:
                 methods.add("counter")
             energy[i] = delta_j
         return energy, methods
+
+    def _counter_stalled(self, k: int, elapsed_s: float) -> None:
+        """GPU ``k``'s counter did not move over a whole window while it drew power: from now on
+        integrate its sampled power instead."""
+        gpu = self.gpus[k]
+        self._counter_gpu[k] = False
+        self._ensure_samplers()
+        logger.warning(
+            "GPU %d (%s): its energy counter did not move in %.1f s while it drew power; "
+            "measuring its energy by integrating sampled power from now on (method "
+            "'stalled+power' for this window, 'power_integration' after)",
+            self.gpu_indices[k],
+            gpu.name,
+            elapsed_s,
+        )
 
     def _method_label(self, methods: set[str]) -> str:
         if not methods:
@@ -319,11 +394,34 @@ class ZeusMonitor:
         )
 
     def _prune_samples(self, now_wall_s: float) -> None:
-        if self._power_monitor is None:
-            return
         oldest = min((w.start_wall_s for w in self._windows.values()), default=now_wall_s)
-        self._power_monitor.discard_before(oldest)
+        for sampler in self._samplers.values():
+            sampler.discard_before(oldest)
 
 
 def _deltas(start: dict[int, float], end: dict[int, float]) -> dict[int, float]:
-    return {i: end[i] - start[i] for i in start}
+    """Per device, end minus start, for the devices read at both edges."""
+    return {i: end[i] - start[i] for i in start if i in end}
+
+
+def _check_boards(indices: list[int], gpus: list[GPU]) -> None:
+    """Refuse two devices of one board (their sum counts it twice); warn about shared boards."""
+    boards: dict[str, list[int]] = {}
+    for i, gpu in zip(indices, gpus, strict=True):
+        boards.setdefault(gpu.board_id, []).append(i)
+    for board, on_board in boards.items():
+        if len(on_board) > 1:
+            raise ZeusConfigError(
+                f"gpus {on_board} are on one board ({board}): each reports the whole board's "
+                f"power and energy, so their sum would count the board {len(on_board)} times; "
+                "monitor one of them (its figures are the board's)"
+            )
+    shared = [(i, g) for i, g in zip(indices, gpus, strict=True) if g.capabilities.shared_board]
+    for i, gpu in shared:
+        logger.warning(
+            "GPU %d (%s) shares board %s with other MIG instances or partitions: its power and "
+            "energy are the whole board's, including other tenants' work",
+            i,
+            gpu.name,
+            gpu.board_id,
+        )

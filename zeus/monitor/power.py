@@ -91,6 +91,12 @@ class PowerMonitor:
 
             gpus = get_gpus()
         self.gpus = list(gpus)
+        indices = [g.index for g in self.gpus]
+        if len(set(indices)) != len(indices):
+            raise ZeusConfigError(
+                f"gpus: indices {indices} repeat (GPUs of several backends?): the timeline and CSV "
+                "are keyed by index, so sample each backend's GPUs with its own PowerMonitor"
+            )
         virtual = [g.capabilities.virtual_time for g in self.gpus]
         if any(virtual) and not all(virtual):
             raise ZeusConfigError(

@@ -1,14 +1,15 @@
-"""Built-in batch-size policies: pruning + Gaussian Thompson Sampling, and two baselines."""
+"""Built-in batch-size policies: the two per-job cores (pruning + Gaussian Thompson Sampling, local
+search + Thompson sampling) and two baselines."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from zeus.errors import ZeusConfigError
 from zeus.job import Job
-from zeus.policy import pruning_gts as core
+from zeus.policy import local_search_ts, pruning_gts
 from zeus.policy.base import BatchSizeOptimizer
 
 
@@ -23,36 +24,26 @@ def _check_registration(job: Job, batch_sizes: list[int]) -> list[int]:
     return sizes
 
 
-class PruningGTSBatchSizeOptimizer(BatchSizeOptimizer):
-    """Zeus's batch-size policy: pruning rounds, then Gaussian Thompson Sampling (reward = -cost).
+class PerJobCoreOptimizer(BatchSizeOptimizer):
+    """A ``dict[Job, state]`` over a pure per-job core module (`pruning_gts`, `local_search_ts`).
 
-    A thin ``dict[Job, PruningGTSState]`` over `zeus.policy.pruning_gts`. With ``concurrency=True``,
-    predicting while a pruning exploration is in flight gives a concurrent trial at the cheapest
-    known batch size; with ``concurrency=False`` (one recurrence at a time) it hands the unobserved
-    exploration out again.
+    The core module provides ``new_state(batch_sizes, default_bs, *, seed, **params)``,
+    ``next_batch_size(state) -> (batch_size, is_exploration)``, ``observe(state, batch_size, cost,
+    converged, was_exploration)`` and ``best_batch_size(state)``; its state has ``to_dict`` /
+    ``from_dict`` and ``exploration_in_flight``. With ``concurrency=True``, predicting while an
+    exploration is in flight gives a concurrent trial at the best known batch size; with
+    ``concurrency=False`` (one recurrence at a time) it hands the unobserved exploration out again.
     """
 
-    def __init__(
-        self,
-        seed: int | None = None,
-        window_size: int = 0,
-        concurrency: bool = False,
-        num_pruning_rounds: int = 2,
-        prior_mean: float = 0.0,
-        prior_precision: float = 0.0,
-        num_explorations: int = 2,
-    ) -> None:
+    core: ClassVar[Any]
+    state_type: ClassVar[Any]
+
+    def __init__(self, seed: int | None, concurrency: bool, params: dict[str, Any]) -> None:
         self.seed = seed
         self.concurrency = concurrency
-        self.params: dict[str, Any] = {
-            "window_size": window_size,
-            "num_pruning_rounds": num_pruning_rounds,
-            "prior_mean": prior_mean,
-            "prior_precision": prior_precision,
-            "num_explorations": num_explorations,
-        }
-        core.new_state([1], 1, **self.params)  # validate the parameters now
-        self.states: dict[Job, core.PruningGTSState] = {}
+        self.params = params
+        self.core.new_state([1], 1, **self.params)  # validate the parameters now
+        self.states: dict[Job, Any] = {}
 
     def register_job(self, job: Job, batch_sizes: list[int]) -> None:
         sizes = _check_registration(job, batch_sizes)
@@ -60,9 +51,9 @@ class PruningGTSBatchSizeOptimizer(BatchSizeOptimizer):
             return  # registering again keeps what was learnt
         # One independent stream per registered job, all derived from the policy's seed.
         seed = None if self.seed is None else _seed_int([self.seed, len(self.states)])
-        self.states[job] = core.new_state(sizes, job.default_bs, seed=seed, **self.params)
+        self.states[job] = self.core.new_state(sizes, job.default_bs, seed=seed, **self.params)
 
-    def _state(self, job: Job) -> core.PruningGTSState:
+    def _state(self, job: Job) -> Any:
         try:
             return self.states[job]
         except KeyError:
@@ -73,19 +64,19 @@ class PruningGTSBatchSizeOptimizer(BatchSizeOptimizer):
     def predict(self, job: Job) -> int:
         state = self._state(job)
         if not self.concurrency and state.exploration_in_flight is not None:
-            return state.exploration_in_flight
-        return core.next_batch_size(state)[0]
+            return int(state.exploration_in_flight)
+        return int(self.core.next_batch_size(state)[0])
 
     def best_batch_size(self, job: Job) -> int:
         """The cheapest known batch size of ``job`` (used for overlapping recurrences)."""
-        return core.best_batch_size(self._state(job))
+        return int(self.core.best_batch_size(self._state(job)))
 
     def observe(
         self, job: Job, batch_size: int, cost: float, converged: bool | None = None
     ) -> None:
         state = self._state(job)
         was_exploration = batch_size == state.exploration_in_flight
-        core.observe(state, batch_size, cost, converged is not False, was_exploration)
+        self.core.observe(state, batch_size, cost, converged is not False, was_exploration)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -100,9 +91,62 @@ class PruningGTSBatchSizeOptimizer(BatchSizeOptimizer):
         self.concurrency = bool(state["concurrency"])
         self.params = dict(state["params"])
         self.states = {
-            Job.from_dict(e["job"]): core.PruningGTSState.from_dict(e["state"])
-            for e in state["jobs"]
+            Job.from_dict(e["job"]): self.state_type.from_dict(e["state"]) for e in state["jobs"]
         }
+
+
+class PruningGTSBatchSizeOptimizer(PerJobCoreOptimizer):
+    """Zeus's batch-size policy: pruning rounds, then Gaussian Thompson Sampling (reward = -cost).
+
+    A thin ``dict[Job, PruningGTSState]`` over `zeus.policy.pruning_gts` (see `PerJobCoreOptimizer`
+    for ``concurrency``).
+    """
+
+    core: ClassVar[Any] = pruning_gts
+    state_type: ClassVar[Any] = pruning_gts.PruningGTSState
+
+    def __init__(
+        self,
+        seed: int | None = None,
+        window_size: int = 0,
+        concurrency: bool = False,
+        num_pruning_rounds: int = 2,
+        prior_mean: float = 0.0,
+        prior_precision: float = 0.0,
+        num_explorations: int = 2,
+    ) -> None:
+        params: dict[str, Any] = {
+            "window_size": window_size,
+            "num_pruning_rounds": num_pruning_rounds,
+            "prior_mean": prior_mean,
+            "prior_precision": prior_precision,
+            "num_explorations": num_explorations,
+        }
+        super().__init__(seed, concurrency, params)
+
+
+class LocalSearchTSBatchSizeOptimizer(PerJobCoreOptimizer):
+    """Local search over neighbouring batch sizes, then Thompson sampling on the cost per reached
+    target: a thin ``dict[Job, LocalSearchTSState]`` over `zeus.policy.local_search_ts` (see
+    `PerJobCoreOptimizer` for ``concurrency``)."""
+
+    core: ClassVar[Any] = local_search_ts
+    state_type: ClassVar[Any] = local_search_ts.LocalSearchTSState
+
+    def __init__(
+        self,
+        seed: int | None = None,
+        window_size: int = 0,
+        concurrency: bool = False,
+        explore_tolerance: float = 0.15,
+        prior_cv: float = 0.1,
+    ) -> None:
+        params: dict[str, Any] = {
+            "window_size": window_size,
+            "explore_tolerance": explore_tolerance,
+            "prior_cv": prior_cv,
+        }
+        super().__init__(seed, concurrency, params)
 
 
 def _seed_int(seed: list[int]) -> int:

@@ -40,22 +40,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from zeus.errors import ZeusConfigError, ZeusError, check_range
+from zeus.errors import ZeusConfigError, check_range
+from zeus.policy._core import NoFeasibleBatchSize as NoFeasibleBatchSize  # re-exported
+from zeus.policy._core import check_batch_sizes, decode_rng, encode_rng
 
 STAGE_PRUNING = "pruning"
 STAGE_BANDIT = "bandit"
 # Where the current pruning round stands: its default not tried yet, going down, going up.
 _DEFAULT, _DOWN, _UP = "default", "down", "up"
-
-
-class NoFeasibleBatchSize(ZeusError, RuntimeError):
-    """Every batch size tried failed to reach the target: the job cannot be optimised as specified."""
 
 
 @dataclass
@@ -100,7 +97,7 @@ class PruningGTSState:
     def rng(self) -> np.random.Generator:
         if self._rng is None:
             self._rng = np.random.default_rng()
-            self._rng.bit_generator.state = _decode_rng(self.rng_state)
+            self._rng.bit_generator.state = decode_rng(self.rng_state)
         return self._rng
 
     @property
@@ -131,7 +128,7 @@ class PruningGTSState:
             "costs": {str(b): list(c) for b, c in self.costs.items()},
             "min_cost": self.min_cost,
             "min_cost_bs": self.min_cost_bs,
-            "rng_state": _encode_rng(self.rng.bit_generator.state),
+            "rng_state": encode_rng(self.rng.bit_generator.state),
         }
 
     @classmethod
@@ -158,27 +155,6 @@ class PruningGTSState:
         return cls.from_dict(data)
 
 
-def _encode_rng(state: Mapping[str, Any]) -> dict[str, Any]:
-    """PCG64 holds 128-bit integers; keep them as decimal strings so any JSON store is exact."""
-    inner = state["state"]
-    return {
-        "bit_generator": state["bit_generator"],
-        "state": {"state": str(inner["state"]), "inc": str(inner["inc"])},
-        "has_uint32": int(state["has_uint32"]),
-        "uinteger": int(state["uinteger"]),
-    }
-
-
-def _decode_rng(data: dict[str, Any]) -> dict[str, Any]:
-    inner = data["state"]
-    return {
-        "bit_generator": data["bit_generator"],
-        "state": {"state": int(inner["state"]), "inc": int(inner["inc"])},
-        "has_uint32": int(data["has_uint32"]),
-        "uinteger": int(data["uinteger"]),
-    }
-
-
 def new_state(
     batch_sizes: list[int],
     default_bs: int,
@@ -191,13 +167,7 @@ def new_state(
     num_explorations: int = 2,
 ) -> PruningGTSState:
     """A fresh state for a job with these candidate batch sizes (see the module docstring)."""
-    sizes = sorted(set(int(b) for b in batch_sizes))
-    if not sizes or sizes[0] < 1:
-        raise ZeusConfigError(
-            f"batch_sizes must be a non-empty list of positive ints, got {batch_sizes}"
-        )
-    if default_bs not in sizes:
-        raise ZeusConfigError(f"default batch size {default_bs} must be one of batch_sizes {sizes}")
+    sizes = check_batch_sizes(batch_sizes, default_bs)
     check_range("num_pruning_rounds", num_pruning_rounds, ge=0)
     check_range("window_size", window_size, ge=0)
     check_range("prior_precision", prior_precision, ge=0)
@@ -214,7 +184,7 @@ def new_state(
         round_candidates=list(sizes),
         round_default=default_bs,
         survivors=list(sizes),
-        rng_state=_encode_rng(rng.bit_generator.state),
+        rng_state=encode_rng(rng.bit_generator.state),
     )
     state._rng = rng
     if num_pruning_rounds == 0:

@@ -334,7 +334,7 @@ class ZeusDataLoader(DataLoader[Any]):
                     # The loop body raised or broke out: close locally, no collectives (another
                     # rank may be gone), no result.
                     _active_run, run.in_epoch = None, False
-                    run.monitor.end_window(_epoch_window(epoch))
+                    run.monitor.cancel_window(_epoch_window(epoch))
                     raise
                 _active_run = None
                 self._end_epoch(config, run)

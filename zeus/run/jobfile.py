@@ -17,8 +17,8 @@ Example (every field but the first six has a default; ``num_recurrence`` may com
     eta_knob: 0.5
     beta_knob: 2.0              # null = no early stopping
     seed: 1
-    policy: pruning_gts         # default | grid_search | pruning_gts | "package.module:Class"
-    policy_args: {window_size: 0, num_pruning_rounds: 2}
+    policy: local-search-ts     # local-search-ts | pruning-gts | default | grid-search | "package.module:Class"
+    policy_args: {window_size: 0}
     max_tries: 10
     profile_params: "10,40"     # warmup,measure steps per power limit (ZEUS_PROFILE_PARAMS)
     use_optimal_pl: true
@@ -27,7 +27,6 @@ Example (every field but the first six has a default; ``num_recurrence`` may com
 
 from __future__ import annotations
 
-import importlib
 import shlex
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,21 +47,18 @@ from pydantic import (
 from zeus.cost import check_eta
 from zeus.errors import ZeusConfigError
 from zeus.job import Job
-from zeus.policy import (
-    DefaultBatchSizeOptimizer,
-    GridSearchBatchSizeOptimizer,
-    PruningGTSBatchSizeOptimizer,
-)
 from zeus.policy.base import BatchSizeOptimizer
+from zeus.policy.registry import (
+    ALIASES,
+    BATCH_SIZE_POLICIES,
+    DEFAULT_POLICY,
+    make_batch_size_optimizer,
+    policy_class,
+    policy_names,
+)
 from zeus.run.env import parse_profile_params
 from zeus.run.launch import check_template
 from zeus.validation import config_error, problems
-
-BUILTIN_POLICIES: dict[str, type[BatchSizeOptimizer]] = {
-    "pruning_gts": PruningGTSBatchSizeOptimizer,
-    "default": DefaultBatchSizeOptimizer,
-    "grid_search": GridSearchBatchSizeOptimizer,
-}
 
 
 class JobFile(BaseModel):
@@ -96,7 +92,7 @@ class JobFile(BaseModel):
     eta_knob: Annotated[float, AfterValidator(lambda eta: check_eta(eta))] = 0.5
     beta_knob: float | None = Field(default=2.0, gt=0)
     seed: int = 0
-    policy: str = "pruning_gts"
+    policy: str = DEFAULT_POLICY
     policy_args: dict[str, Any] = Field(default_factory=dict)
     max_tries: PositiveInt = 10
     profile_params: str | None = None
@@ -128,9 +124,12 @@ class JobFile(BaseModel):
     @field_validator("policy")
     @classmethod
     def _known_policy(cls, value: str) -> str:
-        if value not in BUILTIN_POLICIES and ":" not in value:
-            allowed = ", ".join(BUILTIN_POLICIES)
-            raise ValueError(f"must be one of {allowed}, or 'package.module:Class'")
+        if ":" not in value and value not in BATCH_SIZE_POLICIES and value not in ALIASES:
+            raise ValueError(f"must be one of {policy_names()}, or 'package.module:Class'")
+        try:
+            policy_class(value)  # imports module:Class and checks that it implements the interface
+        except ZeusConfigError as e:
+            raise ValueError(str(e)) from None
         return value
 
     @field_validator("profile_params")
@@ -163,26 +162,12 @@ class JobFile(BaseModel):
         )
 
     def make_policy(self) -> BatchSizeOptimizer:
-        """A fresh instance of the configured policy (built-ins get ``seed`` unless overridden)."""
-        args = dict(self.policy_args)
-        if self.policy == "pruning_gts":
-            args.setdefault("seed", self.seed)
-        cls = BUILTIN_POLICIES.get(self.policy) or _import_policy(self.policy)
+        """A fresh instance of the configured policy (``seed`` goes to every policy that takes one,
+        unless ``policy_args`` sets it)."""
         try:
-            return cls(**args)
-        except TypeError as e:
-            raise ZeusConfigError(f"policy_args for {self.policy}: {e}") from e
-
-
-def _import_policy(path: str) -> type[BatchSizeOptimizer]:
-    module_name, _, attr = path.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ZeusConfigError(f"policy {path!r} cannot be imported: {e}") from e
-    if not (isinstance(cls, type) and issubclass(cls, BatchSizeOptimizer)):
-        raise ZeusConfigError(f"policy {path!r} is not a zeus.policy.BatchSizeOptimizer subclass")
-    return cls
+            return make_batch_size_optimizer(self.policy, self.seed, self.policy_args)
+        except ZeusConfigError as e:
+            raise ZeusConfigError(f"policy_args: {e}") from e
 
 
 def _split(command: str | list[str]) -> tuple[str, ...]:

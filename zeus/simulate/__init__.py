@@ -1,6 +1,7 @@
 """Trace-driven simulation of Zeus's policies on the published traces (or your own)."""
 
-from zeus.simulate.simulator import HistoryEntry, SimulationError, Simulator
+from zeus.simulate.job_run import HistoryEntry, SimulationError
+from zeus.simulate.simulator import Simulator
 from zeus.simulate.traces import (
     GPUS,
     WORKLOADS,

@@ -27,7 +27,7 @@ from typing import IO
 import numpy as np
 
 from zeus.errors import ZeusConfigError, check_range
-from zeus.simulate.simulator import MAX_TRIES, SimulationError, _JobRun
+from zeus.simulate.job_run import MAX_TRIES, JobRun, SimulationError
 from zeus.simulate.traces import WORKLOADS, WorkloadTable
 
 GROUP_COLUMNS = ("group", "start_time", "end_time", "dataset", "runtime_ratio")
@@ -191,7 +191,7 @@ def generate_groups(
     return groups
 
 
-def simulate_group(run: _JobRun, group: Group) -> list[GroupHistoryEntry]:
+def simulate_group(run: JobRun, group: Group) -> list[GroupHistoryEntry]:
     """Event-driven simulation of one group on a prepared job run (policies, RNG, min cost)."""
     table: WorkloadTable = run.table
     best: tuple[float, int] | None = None  # cheapest successful run so far: (cost, batch size)
@@ -232,7 +232,7 @@ def simulate_group(run: _JobRun, group: Group) -> list[GroupHistoryEntry]:
             outcome = run.outcome(k, bs)
             if outcome is not None:
                 break
-            run.bso.observe(run.job, bs, 100 * run.beta_knob * run.min_cost, False)
+            run.observe_phantom(bs)
         else:
             raise SimulationError(
                 f"job {k} of group {group.name} could not start in {MAX_TRIES} tries"

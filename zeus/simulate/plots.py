@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zeus.simulate.job_run import HistoryEntry
 from zeus.simulate.report import Config, default_config, expected_config, oracle_config, recurrences
-from zeus.simulate.simulator import HistoryEntry
 from zeus.simulate.traces import WorkloadTable
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from zeus.cost import zeus_cost
-from zeus.simulate.simulator import HistoryEntry
+from zeus.simulate.job_run import HistoryEntry
 from zeus.simulate.traces import WorkloadTable
 
 CONVERGENCE_TOLERANCE = 0.05

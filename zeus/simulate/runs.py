@@ -17,6 +17,7 @@ from zeus.cost import check_eta
 from zeus.errors import ZeusConfigError, check_range
 from zeus.job import Job
 from zeus.policy import JITPowerLimitOptimizer
+from zeus.policy.registry import DEFAULT_POLICY, make_batch_size_optimizer
 from zeus.simulate.groups import Group, GroupHistoryEntry
 from zeus.simulate.report import (
     Config,
@@ -27,7 +28,6 @@ from zeus.simulate.report import (
     oracle_config,
 )
 from zeus.simulate.simulator import HistoryEntry, Simulator, check_knobs
-from zeus.simulate.sweep import make_batch_size_optimizer
 from zeus.simulate.traces import WORKLOADS, WorkloadTable, load_train_trace, workload
 
 
@@ -80,14 +80,15 @@ def simulate_single(
     job: Job,
     gpu: str,
     *,
-    policy: str = "pruning-gts",
+    policy: str = DEFAULT_POLICY,
     seed: int = 1,
     eta_knob: float = 0.5,
     beta_knob: float = 2.0,
     num_recurrence: int | None = None,
     train_trace: str | None = None,
 ) -> SingleResult:
-    """One recurring job on one GPU with a built-in policy, and what a user reads off it."""
+    """One recurring job on one GPU with a policy (registered name or ``module:Class``), and what
+    a user reads off it."""
     check_knobs(beta_knob, eta_knob, num_recurrence)
     bso = make_batch_size_optimizer(policy, seed)
     sim = Simulator(load_train_trace(train_trace), gpu, bso, JITPowerLimitOptimizer(), seed)
@@ -165,7 +166,7 @@ def simulate_groups(
     groups: Sequence[Group],
     gpu: str,
     *,
-    policy: str = "pruning-gts",
+    policy: str = DEFAULT_POLICY,
     seed: int = 1,
     eta_knob: float = 0.5,
     beta_knob: float = 2.0,

@@ -12,29 +12,36 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from zeus.errors import ZeusConfigError
-from zeus.policy import (
-    BatchSizeOptimizer,
-    DefaultBatchSizeOptimizer,
-    GridSearchBatchSizeOptimizer,
-    JITPowerLimitOptimizer,
-    PruningGTSBatchSizeOptimizer,
+from zeus.policy import JITPowerLimitOptimizer
+from zeus.policy.registry import (
+    DEFAULT_POLICY,
+    canonical_name,
+    make_batch_size_optimizer,
+    policy_class,
 )
 from zeus.simulate.report import Metrics, metrics
 from zeus.simulate.simulator import Simulator, check_knobs
 from zeus.simulate.traces import GPUS, load_power_trace, load_train_trace, workload
 
-POLICIES = ("pruning-gts", "default", "grid-search")
+
+def parse_seeds(text: str) -> range:
+    """``"10"`` -> seeds 1..10; ``"41-60"`` -> seeds 41..60 (both ends included)."""
+    first, sep, last = text.strip().partition("-")
+    try:
+        lo, hi = (int(first), int(last)) if sep else (1, int(first))
+    except ValueError:
+        raise ZeusConfigError(
+            f"--seeds must be a count (10: seeds 1-10) or a range (41-60), got {text!r}"
+        ) from None
+    if lo < 0 or hi < lo:
+        raise ZeusConfigError(
+            f"--seeds must be a count >= 1 or a range FIRST-LAST with 0 <= FIRST <= LAST, got {text!r}"
+        )
+    return range(lo, hi + 1)
 
 
-def make_batch_size_optimizer(policy: str, seed: int) -> BatchSizeOptimizer:
-    """A built-in batch-size policy by name (see ``POLICIES``)."""
-    if policy == "pruning-gts":
-        return PruningGTSBatchSizeOptimizer(seed=seed)
-    if policy == "default":
-        return DefaultBatchSizeOptimizer()
-    if policy == "grid-search":
-        return GridSearchBatchSizeOptimizer()
-    raise ZeusConfigError(f"unknown policy {policy!r}; valid: {', '.join(POLICIES)}")
+def seeds_label(seeds: range) -> str:
+    return f"{seeds.start}-{seeds.stop - 1}"
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ class Task:
     dataset: str
     gpu: str
     seed: int
-    policy: str = "pruning-gts"
+    policy: str = DEFAULT_POLICY  # a registered name or module:Class
     eta_knob: float = 0.5
     beta_knob: float = 2.0
 
@@ -71,14 +78,14 @@ def tasks(
     datasets: Iterable[str],
     gpus: Iterable[str],
     seeds: Iterable[int],
-    policy: str = "pruning-gts",
+    policy: str = DEFAULT_POLICY,
     eta_knob: float = 0.5,
     beta_knob: float = 2.0,
 ) -> list[Task]:
-    """Validated tasks (names checked before anything runs)."""
+    """Validated tasks (names checked, ``module:Class`` imported, before anything runs)."""
     check_knobs(beta_knob, eta_knob)
-    if policy not in POLICIES:
-        raise ZeusConfigError(f"unknown policy {policy!r}; valid: {', '.join(POLICIES)}")
+    policy = canonical_name(policy)
+    policy_class(policy)
     datasets, gpus = list(datasets), list(gpus)
     for d in datasets:
         workload(d)

@@ -307,9 +307,9 @@ class BatchSizeOptimizer(Callback):
         logger.info("BSO trial %d converged: %s", self._trial_number, message)
 
     def on_train_end(self) -> None:
-        """Close the measurement window if training ended on its own."""
+        """Drop the measurement window if training ended on its own (nothing reports it)."""
         if self._window_open:
-            self.monitor.end_window(_WINDOW)
+            self.monitor.cancel_window(_WINDOW)
             self._window_open = False
 
     def end_trial_as_failed(self) -> None:

@@ -8,6 +8,9 @@ while a limit is warming up or being measured makes that limit start over next e
 
 All decisions run on rank 0 and are broadcast (see `zeus.optimizer.power_limit.distributed` for the
 data-parallel contract); original limits come back through `LimitGuard` on every way out.
+
+What the GPUs allow (one model, boards of their own, permission) and their temperature and throttle
+reasons during each measurement: `zeus.optimizer.power_limit.hardware`.
 """
 
 from __future__ import annotations
@@ -20,8 +23,15 @@ from typing import Any, Literal, Protocol
 
 from zeus.callback import Callback
 from zeus.device.base import GPU
-from zeus.errors import ZeusConfigError, ZeusDeviceError, ZeusPermissionError, check_range
+from zeus.errors import ZeusConfigError, ZeusPermissionError, check_range
 from zeus.optimizer.power_limit.distributed import Coordinator, make_coordinator
+from zeus.optimizer.power_limit.hardware import (
+    ThrottleWatch,
+    check_one_model,
+    probe_permission,
+    warn_if_distorted,
+    warn_shared_board,
+)
 from zeus.optimizer.power_limit.profile_store import ProfileKey, load_profile, save_profile
 from zeus.optimizer.power_limit.restore import LimitGuard
 from zeus.optimizer.power_limit.search import DEFAULT_SEARCH, SearchStrategy, get_search
@@ -55,6 +65,8 @@ class _Monitor(Protocol):
     def step(self, batch_size: int | None = None, *, forward_only: bool = False) -> None: ...
 
     def end_window(self, name: str, sync_execution: bool = True) -> Any: ...
+
+    def cancel_window(self, name: str) -> None: ...
 
 
 class GlobalPowerLimitOptimizer(Callback):
@@ -117,6 +129,8 @@ class GlobalPowerLimitOptimizer(Callback):
         self.candidates_w: list[int] = []
         self._measurements: dict[int, PowerLimitMeasurement] = {}
         self._gpus: list[GPU] = list(monitor.gpus)
+        check_one_model(self._gpus)
+        self._watch = ThrottleWatch(self._gpus)
         self._guard = LimitGuard(self._gpus)
         self._coordinator: Coordinator = Coordinator()
         self._context = SelectionContext(max_power_limit_w=1)
@@ -182,6 +196,7 @@ class GlobalPowerLimitOptimizer(Callback):
                 self._open_window()
         elif self.state == "profiling" and not self._restart_next_epoch:
             self._steps_in_state += 1
+            self._watch.sample()
             if self._steps_in_state >= self.profile_steps:
                 self._close_window_and_record("on_step_end")
 
@@ -250,14 +265,27 @@ class GlobalPowerLimitOptimizer(Callback):
                 "(set ZEUS_GPU=replay:<profile> to use a replay GPU)"
             )
         self._coordinator = make_coordinator(self.collective_timeout_s)
-        may_set, reason = self._probe_permission()
+        model = self._coordinator.broadcast_object(hook, self._gpus[0].name)
+        shared = [g for g in self._gpus if g.capabilities.shared_board]
+        may_set, reason = (False, "") if shared else probe_permission(self._gpus)
         local = [
             float(len(self._gpus)),
             float(min(g.max_power_limit_w for g in self._gpus)),
             float(max(g.min_power_limit_w for g in self._gpus)),
             1.0 if may_set else 0.0,
+            1.0 if shared else 0.0,
+            1.0 if self._gpus[0].name != model else 0.0,
         ]
         rows = self._coordinator.gather(hook, local)
+        if any(r[5] for r in rows):
+            raise ZeusConfigError(
+                f"GPUs of different models across ranks (rank 0: {model}, rank {self.rank}: "
+                f"{self._gpus[0].name}) cannot share one power limit"
+            )
+        if any(r[4] for r in rows):
+            warn_shared_board(shared)
+            self.state = "done"
+            return
         num_gpus = int(sum(r[0] for r in rows))
         max_w, min_w = int(min(r[1] for r in rows)), int(max(r[2] for r in rows))
         self._context = SelectionContext(max_power_limit_w=max_w, num_gpus=num_gpus)
@@ -269,18 +297,6 @@ class GlobalPowerLimitOptimizer(Callback):
         self._load_saved_profile(hook)
         if self._resume or self.wait_steps == 0 or self._measurements:
             self._next(hook, start_now=self.wait_steps == 0)
-
-    def _probe_permission(self) -> tuple[bool, str]:
-        """Setting each GPU to its current limit tells whether this process may change it."""
-        for gpu in self._gpus:
-            if not gpu.capabilities.set_power_limit:
-                reason = getattr(gpu, "set_power_limit_denied_reason", None) or "not permitted"
-                return False, f"GPU {gpu.index} ({gpu.name}): {reason}"
-            try:
-                gpu.set_power_limit_w(gpu.get_power_limit_w())
-            except ZeusDeviceError as error:  # no permission, or not supported on this GPU
-                return False, str(error)
-        return True, ""
 
     def _enter_observe_only(self, reason: str) -> None:
         if self.observe_only:
@@ -396,10 +412,12 @@ class GlobalPowerLimitOptimizer(Callback):
         self.monitor.begin_window(self._window)
         self.state = "profiling"
         self._steps_in_state = 0
+        self._watch.reset()
+        self._watch.sample()
 
     def _discard_window(self) -> None:
         assert self._window is not None
-        self.monitor.end_window(self._window)
+        self.monitor.cancel_window(self._window)
         self._window = None
 
     def _close_window_and_record(self, hook: str) -> None:
@@ -408,18 +426,24 @@ class GlobalPowerLimitOptimizer(Callback):
         self._window = None
         energy_j = float(sum(result.gpu_energy_j.values()))
         local = [float(result.time_s), energy_j, 1.0 if self._permission_lost else 0.0]
-        rows = self._coordinator.gather_in_lockstep(hook, self._counters(), local)
+        rows = self._coordinator.gather_in_lockstep(
+            hook, self._counters(), local + self._watch.row()
+        )
         if any(r[2] for r in rows):
             self._enter_observe_only("another rank lost permission")
             self._guard.restore("observe-only")
             self._finish_without_measurement(hook)
             return
         time_s, total_j = max(r[0] for r in rows), sum(r[1] for r in rows)
+        max_temperature_c, reasons = ThrottleWatch.combine([r[3:] for r in rows])
         measurement = PowerLimitMeasurement(
             power_limit_w=self._current_limit_w,
             time_per_step_s=time_s / self.profile_steps,
             energy_per_step_j=total_j / self.profile_steps,
+            max_temperature_c=max_temperature_c,
+            throttle_reasons=reasons,
         )
+        warn_if_distorted(measurement.power_limit_w, max_temperature_c, reasons)
         self._measurements[measurement.power_limit_w] = measurement
         self._unsaved = True
         logger.info(

@@ -26,37 +26,53 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from zeus.cost import CostModel, check_eta
 from zeus.errors import ZeusConfigError, check_range
+from zeus.policy.power_limit import cheapest_limit
 
 
 @dataclass(frozen=True)
 class PowerLimitMeasurement:
-    """What one power limit costs per training step, summed over every GPU of the job."""
+    """What one power limit costs per training step, summed over every GPU of the job, and the
+    hottest and throttled the GPUs ran meanwhile (None: not recorded, e.g. replay GPUs)."""
 
     power_limit_w: int
     time_per_step_s: float
     energy_per_step_j: float
+    max_temperature_c: float | None = None
+    """Hottest reading of any GPU of the job while the limit was measured."""
+    throttle_reasons: tuple[str, ...] | None = None
+    """Every throttle reason (`zeus.device.base.ThrottleReason`) seen meanwhile, sorted."""
 
     @property
     def avg_power_w(self) -> float:
         """Average power of all GPUs together while running at this limit."""
         return self.energy_per_step_j / self.time_per_step_s
 
-    def to_dict(self) -> dict[str, float]:
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
             "power_limit_w": self.power_limit_w,
             "time_per_step_s": self.time_per_step_s,
             "energy_per_step_j": self.energy_per_step_j,
         }
+        if self.max_temperature_c is not None:
+            data["max_temperature_c"] = self.max_temperature_c
+        if self.throttle_reasons is not None:
+            data["throttle_reasons"] = list(self.throttle_reasons)
+        return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, float]) -> PowerLimitMeasurement:
+    def from_dict(cls, data: Mapping[str, Any]) -> PowerLimitMeasurement:
+        temperature = data.get("max_temperature_c")
+        reasons = data.get("throttle_reasons")
         return cls(
             power_limit_w=int(data["power_limit_w"]),
             time_per_step_s=float(data["time_per_step_s"]),
             energy_per_step_j=float(data["energy_per_step_j"]),
+            max_temperature_c=None if temperature is None else float(temperature),
+            throttle_reasons=None if reasons is None else tuple(sorted(map(str, reasons))),
         )
 
 
@@ -85,8 +101,7 @@ class OptimumSelector(ABC):
         """The best-scoring limit; ties go to the lower limit (less power for the same score)."""
         if not measurements:
             raise ZeusConfigError("measurements must not be empty to select a power limit")
-        scores = self.scores(measurements, context)
-        return min(scores, key=lambda limit: (scores[limit], limit))
+        return cheapest_limit(self.scores(measurements, context))
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
