@@ -59,5 +59,9 @@ def missing_extra_message(what: str, module: str, extra: str | None = None) -> s
 def require(extra: str, what: str) -> None:
     """Raise `MissingExtraError` naming ``extra`` unless every module it provides is importable."""
     for module in EXTRAS[extra]:
-        if importlib.util.find_spec(module) is None:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # an import hook that refuses the module
+            found = False
+        if not found:
             raise MissingExtraError(missing_extra_message(what, module, extra))

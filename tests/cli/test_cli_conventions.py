@@ -72,8 +72,8 @@ def test_show_env_and_monitor_print_their_output_first() -> None:
         proc = _run(*args)
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr == "", f"zeus {' '.join(args)} logged before its output: {proc.stderr}"
-    verbose = _run("-v", "show-env")
-    assert "INFO zeus.device" in verbose.stderr
+    verbose = _run("-v", "monitor", "energy", "--duration", "0")
+    assert "INFO zeus.device: no GPU found" in verbose.stderr
 
 
 def test_simulator_names_are_case_insensitive_and_old_names_still_work() -> None:
