@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from doc_blocks import PAGES, ROOT, SERVER_TITLE, Block, page_blocks, shell_blocks
+
+from tests.docs.doc_blocks import PAGES, ROOT, SERVER_TITLE, Block, page_blocks, shell_blocks
 
 pytestmark = pytest.mark.slow
 BLOCK_TIMEOUT_S = 600
