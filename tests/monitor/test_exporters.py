@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from zeus.device.replay import ReplayGPU
 from zeus.errors import ZeusConfigError
 from zeus.monitor import PowerMonitor, PrometheusExporter, ZeusMonitor
+from zeus.monitor.energy import Measurement
 from zeus.monitor.exporters import default_window_label, exporter_from_env
 
 
@@ -202,3 +203,18 @@ def test_exactly_one_of_pull_or_push() -> None:
     with pytest.raises(ZeusConfigError, match="exactly one of port"):
         PrometheusExporter("j", port=0, pushgateway="http://x")
     assert os.environ.get("ZEUS_METRICS") is None
+
+
+def test_windows_of_one_label_share_their_series() -> None:
+    """A window per epoch must not grow the exporter's memory with the epoch count."""
+    exporter = PrometheusExporter("j", port=0)
+    try:
+        measurement = Measurement(1.0, {0: 2.0}, None, None, "counter")
+        for epoch in range(50):
+            exporter.observe_window(f"zeus-dataloader-epoch-{epoch}", measurement)
+        assert len(exporter._series) == 1
+        samples = _samples(httpx.get(f"http://127.0.0.1:{exporter.port}/metrics").text)
+    finally:
+        exporter.close()
+    labels = {"job_id": "j", "window": "zeus-dataloader-epoch"}
+    assert _value(samples, "zeus_window_energy_joules_total", **labels, gpu="0") == 100.0

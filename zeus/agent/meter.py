@@ -138,6 +138,7 @@ class Meter:
         self.leases: dict[str, _LeaseAccount] = {}
         self.shown: Snapshot | None = None
         self._saved = self._load()
+        self._last_saved: dict[str, Any] | None = None
 
     # -- the lease book's events ---------------------------------------------------------------------
 
@@ -231,8 +232,11 @@ class Meter:
         return Snapshot(tuple(gpus), leases, self._state())
 
     def save(self, snapshot: Snapshot) -> None:
-        """Write the snapshot's totals to disk (atomically); then it may be shown."""
-        write_atomically(self.state_path, json.dumps(snapshot.state))
+        """Write the snapshot's totals to disk (atomically; not again when nothing changed, e.g.
+        idle replay GPUs); then it may be shown."""
+        if snapshot.state != self._last_saved:
+            write_atomically(self.state_path, json.dumps(snapshot.state))
+            self._last_saved = snapshot.state
 
     def show(self, snapshot: Snapshot) -> None:
         self.shown = snapshot

@@ -134,10 +134,10 @@ class PrometheusExporter:
 
     def observe_window(self, name: str, measurement: Measurement) -> None:
         """Count one finished window."""
-        series = self._series.get(name)
-        if series is None:  # label lookups are the costly part: once per window name
-            window = self.window_label(name)
-            series = self._series[name] = (
+        window = self.window_label(name)
+        series = self._series.get(window)
+        if series is None:  # label lookups are the costly part: once per window label
+            series = self._series[window] = (
                 self._time.labels(self.job_id, window),
                 self._windows.labels(self.job_id, window),
                 {},
@@ -145,7 +145,7 @@ class PrometheusExporter:
         time_s, count, energy = series
         for gpu, joules in measurement.gpu_energy_j.items():
             if gpu not in energy:
-                energy[gpu] = self._energy.labels(self.job_id, self.window_label(name), str(gpu))
+                energy[gpu] = self._energy.labels(self.job_id, window, str(gpu))
             energy[gpu].inc(max(joules, 0.0))
         time_s.inc(max(measurement.time_s, 0.0))
         count.inc()
