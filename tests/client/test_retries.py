@@ -15,6 +15,7 @@ from helpers import replay_monitor, spec
 
 from zeus.errors import ZeusConfigError, ZeusServerError
 from zeus.optimizer.batch_size import BatchSizeOptimizer
+from zeus.optimizer.batch_size._client_http import BSOHttp
 
 
 class FlakyProxy(ThreadingHTTPServer):
@@ -23,10 +24,19 @@ class FlakyProxy(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, failures: int, status: int, port: int = 0) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        failures: int,
+        status: int,
+        port: int = 0,
+        retry_after: str | None = None,
+    ) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.upstream, self.failures, self.status = upstream, failures, status
+        self.retry_after = retry_after
         self.seen: Counter[str] = Counter()
+        self.arrivals: list[float] = []
         self.lock = threading.Lock()
 
     @property
@@ -42,6 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
         key = f"{self.command} {self.path.split('?')[0]}"
         with self.server.lock:
             self.server.seen[key] += 1
+            self.server.arrivals.append(time.monotonic())
             fail = self.server.seen[key] <= self.server.failures
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if fail and self.server.status == 0:
@@ -58,6 +69,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, body: bytes) -> None:
         self.send_response(status)
+        if status >= 500 and self.server.retry_after is not None:
+            self.send_header("Retry-After", self.server.retry_after)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -97,6 +110,7 @@ def test_transient_failures_are_retried(flaky: FlakyProxy) -> None:
     assert bso.get_batch_size() == 32
     assert flaky.seen["POST /jobs"] == 3 and flaky.seen["GET /jobs/batch_size"] == 3
     bso.on_train_begin()
+    bso.monitor.step(bso.current_batch_size)  # an epoch's work on the replay GPU
     bso.on_evaluate(0.99)
     assert bso.converged and flaky.seen["POST /report"] == 3
     bso.close()
@@ -140,12 +154,35 @@ def test_one_connection_is_reused(flaky: FlakyProxy) -> None:
         bso = _client(flaky.url)
         bso.get_batch_size()
         bso.on_train_begin()
+        bso.monitor.step(bso.current_batch_size)
         bso.on_evaluate(0.5)
     finally:
         _Handler.setup = original  # type: ignore[method-assign]
     assert sum(flaky.seen.values()) == 3 and len(ports) == 1
     bso.end_trial_as_failed()
     bso.close()
+
+
+def test_retry_after_is_honoured(bso_server: LiveServer) -> None:
+    proxy = FlakyProxy(bso_server.url, 1, 503, retry_after="1")
+    _serve(proxy)
+    try:
+        http = BSOHttp(proxy.url, max_retries=2, backoff_s=0.01)
+        assert http.request("GET", "/jobs") is not None
+        http.close()
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    first, second = proxy.arrivals
+    assert second - first >= 1.0  # the server's Retry-After, not the 10 ms backoff
+
+
+def test_validation_errors_name_the_field(bso_server: LiveServer) -> None:
+    http = BSOHttp(bso_server.url)
+    bad_spec = {**spec().to_wire(), "batch_sizes": [], "max_power": 300, "number_of_gpus": 1}
+    with pytest.raises(ZeusServerError, match=r"422 to POST /jobs: batch_sizes: List should"):
+        http.request("POST", "/jobs", json={**bad_spec, "gpu_model": "A40"})
+    http.close()
 
 
 def test_a_server_that_starts_late_is_waited_for(bso_server: LiveServer) -> None:

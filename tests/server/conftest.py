@@ -258,6 +258,16 @@ def postgres_url(postgres_cluster: PostgresCluster) -> str:
 # ------------------------------------------------------------------------------------- apps
 
 
+# The server serves the Host names of its bound address and localhost (TestClient's default is
+# "testserver", which it refuses).
+LOCAL_BASE_URL = "http://127.0.0.1:8000"
+
+
+def local_client(app: Any) -> TestClient:
+    """A TestClient addressing the app as a local client would."""
+    return TestClient(app, raise_server_exceptions=False, base_url=LOCAL_BASE_URL)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -270,7 +280,7 @@ def make_client(database_url: str, clock: FakeClock) -> Iterator[Callable[..., T
 
     def make(**settings: Any) -> TestClient:
         app = create_app(ServerSettings(database_url=database_url, **settings), clock=clock)
-        client = TestClient(app, raise_server_exceptions=False)
+        client = local_client(app)
         client.__enter__()
         clients.append(client)
         return client

@@ -125,7 +125,7 @@ def test_no_early_stop_when_beta_is_null(client: TestClient) -> None:
     job_id = register(client, beta_knob=None)["job_id"]
     report(client, predict(client, job_id), metric=0.9)
     second = predict(client, job_id)
-    assert report(client, second, time=1e6, energy=1e9)["stop_train"] is False
+    assert report(client, second, time=1e6, energy=2e8)["stop_train"] is False
 
 
 def test_report_after_end_answers_the_stored_outcome(client: TestClient) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from tests.server.conftest import FakeClock, job_spec
+from tests.server.conftest import FakeClock, job_spec, local_client
 from tests.server.test_api import predict, register, report
 from zeus.server import ServerSettings, create_app
 
@@ -195,7 +195,7 @@ def test_unreachable_database_is_503_and_health_says_so(clock: FakeClock) -> Non
 
     url = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none?connect_timeout=2"
     app = create_app(ServerSettings(database_url=url, migrate=False), clock=clock)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with local_client(app) as client:
         health = client.get("/health")
         assert health.status_code == 503
         assert health.json() == {"status": "degraded", "database": "unreachable"}

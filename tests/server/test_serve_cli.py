@@ -20,7 +20,7 @@ def test_migrate_only_creates_the_schema_and_is_repeatable(database_url: str) ->
     for _ in range(2):
         result = runner.invoke(app, ["serve", "--migrate-only", "--database-url", database_url])
         assert result.exit_code == 0, result.output
-        assert "schema revision 0001" in result.output
+        assert "schema revision 0002_lease_epochs" in result.output
     engine = create_engine(database_url)
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
@@ -41,7 +41,7 @@ def test_replicas_migrating_at_once_all_start(database_url: str) -> None:
     ]
     outputs = [p.communicate(timeout=180)[0] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, outputs
-    assert all("schema revision 0001" in out for out in outputs)
+    assert all("schema revision 0002_lease_epochs" in out for out in outputs)
 
 
 def test_bad_database_url_is_one_clear_line(tmp_path: Path) -> None:

@@ -20,7 +20,18 @@ app = typer.Typer(
 )
 
 # Module names under zeus.cli, in the order their commands appear in --help.
-_GROUPS = ["demo", "env", "monitor", "analyze", "simulate", "serve", "agent", "master", "profile"]
+_GROUPS = [
+    "demo",
+    "env",
+    "monitor",
+    "analyze",
+    "simulate",
+    "serve",
+    "bso",
+    "agent",
+    "master",
+    "profile",
+]
 
 
 @app.callback()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -24,11 +25,23 @@ def serve(
         "postgresql://... and mysql://... work too.",
     ),
     token: str = typer.Option(
-        None, help="Bearer token required on every endpoint but /health (env ZEUS_BSO_TOKEN)."
+        None,
+        help="Bearer token required on every endpoint but /health (env ZEUS_BSO_TOKEN). Visible "
+        "to every user in the process list: prefer the variable or --token-file.",
+    ),
+    token_file: Path = typer.Option(
+        None, help="File holding the bearer token (env ZEUS_BSO_TOKEN_FILE)."
+    ),
+    allowed_hosts: str = typer.Option(
+        None,
+        help="Comma-separated Host header names served, * for any (env ZEUS_BSO_ALLOWED_HOSTS; "
+        "default: the bound address and localhost).",
     ),
     workers: int = typer.Option(1, min=1, max=64, help="Server processes sharing the database."),
     lease_seconds: float = typer.Option(
-        None, help="Fail a trial with no report for this long (env ZEUS_BSO_LEASE_SECONDS; 86400)."
+        None,
+        help="Longest lease: a trial with no report for this long fails, whatever its job's "
+        "epochs (env ZEUS_BSO_LEASE_SECONDS; 86400).",
     ),
     log_level: str = typer.Option(
         None, help="critical, error, warning, info or debug (env ZEUS_BSO_LOG_LEVEL; info)."
@@ -53,10 +66,17 @@ def serve(
         port=port,
         database_url=database_url,
         token=token,
+        token_file=token_file,
+        allowed_hosts=allowed_hosts,
         lease_seconds=lease_seconds,
         log_level=log_level,
         access_log=access_log,
     )
+    if token is not None:
+        console.print(
+            "[bold yellow]warning:[/] --token shows in the process list to every user of this "
+            "machine; use ZEUS_BSO_TOKEN or --token-file"
+        )
     if settings.migrate or migrate_only:
         _migrate(settings.database_url, console)
     else:
@@ -70,20 +90,22 @@ def serve(
         )
     elif settings.token is None:
         console.print(
-            "no --token: listening on loopback only (use --host and --token to expose it)"
+            "no token: listening on loopback only (use --host and --token-file to expose it)"
         )
+    hosts = settings.served_hosts()
+    shown = "any" if hosts is None else ", ".join(sorted(hosts))
+    console.print(f"serving Host names: {shown}", markup=False)
     # Workers are separate processes: hand them the settings through the environment.
-    for name, value in settings.model_dump(exclude={"migrate"}).items():
-        if value is not None:
-            os.environ[ENV_PREFIX + name.upper()] = str(value)
+    os.environ.pop(ENV_PREFIX + "TOKEN_FILE", None)  # read once, here: the token itself goes
+    os.environ.update(settings.to_env())
     os.environ[ENV_PREFIX + "MIGRATE"] = "false"  # done above, once, not by N workers at once
-    _run_uvicorn(settings.host, settings.port, workers, settings.log_level, settings.access_log)
+    _run_uvicorn(settings, workers)
 
 
 def _migrate(database_url: str, console: Any) -> None:
     from zeus.server.db import create_db_engine, migrate
 
-    engine = create_db_engine(database_url)
+    engine = create_db_engine(database_url, timeout_s=60.0)  # waits for other replicas' migration
     try:
         revision = migrate(engine)
     except Exception as e:  # unreachable database, bad credentials: one line, not a traceback
@@ -97,20 +119,22 @@ def _migrate(database_url: str, console: Any) -> None:
     console.print(f"database {safe_url} at schema revision {revision}", markup=False)
 
 
-def _run_uvicorn(host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
+def _run_uvicorn(settings: Any, workers: int) -> None:
     import importlib.util
 
     import uvicorn
 
+    from zeus.server.protocol import protocol_factory
+
     uvicorn.run(
         APP_FACTORY,
         factory=True,
-        host=host,
-        port=port,
+        host=settings.host,
+        port=settings.port,
         workers=workers,
-        log_level=log_level,
-        access_log=access_log,
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        http=protocol_factory(settings),  # httptools with header size and time limits
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
     )
 

@@ -1,14 +1,15 @@
 """`create_app(settings)`: the BSO server as a FastAPI app.
 
-One ASGI guard in front (auth, body size limit, request metrics), one exception handler per error
-family: domain errors carry their status code; database outages answer 503; anything else is a
-500 whose body never carries SQL, parameters or a traceback (those go to the server log).
+One ASGI guard in front (`guard.py`: host, origin, token, body size, request metrics), one exception
+handler per error family: domain errors carry their status code; validation errors echo a bounded,
+always-encodable excerpt of the input; a database that is down or keeps a request waiting past its
+timeout answers 503 with ``Retry-After``; anything else is a 500 whose body never carries SQL,
+parameters or a traceback (those go to the server log).
 """
 
 from __future__ import annotations
 
 import gc
-import hmac
 import json
 import logging
 import math
@@ -21,102 +22,35 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zeus.server.db import Database, create_db_engine, migrate
 from zeus.server.errors import DomainError
+from zeus.server.guard import Guard
+from zeus.server.leases import LeasePolicy
 from zeus.server.metrics import ServerMetrics
 from zeus.server.routes import router
 from zeus.server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/health"})
+# 422 bodies echo at most this much of the input: a few errors, each input cut short.
+MAX_ECHOED_ERRORS = 10
+MAX_ECHOED_CHARS = 200
 
 
-class BodyTooLarge(StarletteHTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body larger than {limit} bytes")
+def _install_handlers(app: FastAPI, db: Database) -> None:
+    retry_after = {"retry-after": str(max(1, math.ceil(db.timeout_s)))}
 
-
-class Guard:
-    """Pure ASGI middleware: bearer-token check, body size limit, request metrics."""
-
-    def __init__(self, app: ASGIApp, *, settings: ServerSettings, metrics: ServerMetrics) -> None:
-        self.app = app
-        self.limit = settings.max_body_bytes
-        self.expected = f"Bearer {settings.token}".encode() if settings.token else None
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = [0]  # 0 until the response starts
-
-        async def send_tracking(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        refusal = self._refusal(scope)
-        try:
-            if refusal is not None:
-                await _send_json(send_tracking, *refusal)
-            else:
-                await self.app(scope, self._limited(receive), send_tracking)
-        except Exception:
-            # Last resort: log the details, answer a bare 500 (never SQL or a traceback).
-            logger.exception("internal error on %s %s", scope["method"], scope["path"])
-            if status[0]:  # the response has started: nothing more can be sent
-                raise
-            await _send_json(send_tracking, 500, "internal server error", {})
-        endpoint = scope.get("endpoint")
-        name = getattr(endpoint, "__name__", "unmatched")
-        self.metrics.observe(name, status[0] or 500, time.perf_counter() - start)
-
-    def _refusal(self, scope: Scope) -> tuple[int, str, dict[str, str]] | None:
-        headers = dict(scope["headers"])
-        if self.expected is not None and scope["path"] not in OPEN_PATHS:
-            given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                return 401, "missing or wrong bearer token", {"www-authenticate": "Bearer"}
-        length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return 413, f"request body larger than {self.limit} bytes", {}
-        return None
-
-    def _limited(self, receive: Receive) -> Receive:
-        seen = 0
-
-        async def receive_limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise BodyTooLarge(self.limit)
-            return message
-
-        return receive_limited
-
-
-async def _send_json(send: Send, status: int, message: str, headers: dict[str, str]) -> None:
-    body = json.dumps({"message": message}).encode()
-    raw_headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    raw_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse({"message": exc.message}, status_code=exc.status_code)
+        body: dict[str, Any] = {"message": exc.message}
+        if exc.field is not None:  # the shape of a validation error too, so any client reads it
+            body["detail"] = [
+                {"type": "value_error", "loc": ["body", exc.field], "msg": exc.message}
+            ]
+        return JSONResponse(body, status_code=exc.status_code)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -126,12 +60,24 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _plain_errors(exc.errors())}, status_code=422)
+        return JSONResponse({"detail": plain_errors(exc.errors())}, status_code=422)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        db.note_stall()
+        logger.error("no database connection within %g s on %s", db.timeout_s, request.url.path)
+        return JSONResponse(
+            {"message": "database busy; retry later"}, status_code=503, headers=retry_after
+        )
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
-        logger.error("database error on %s %s: %s", request.method, request.url.path, exc.orig)
-        return JSONResponse({"message": "database unavailable; retry later"}, status_code=503)
+        db.note_stall()
+        reason = str(exc.orig).strip().split("\n", 1)[0][:200]
+        logger.error("database error on %s %s: %s", request.method, request.url.path, reason)
+        return JSONResponse(
+            {"message": "database unavailable; retry later"}, status_code=503, headers=retry_after
+        )
 
     @app.exception_handler(DBAPIError)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
@@ -139,27 +85,60 @@ def _install_handlers(app: FastAPI) -> None:
         return JSONResponse({"message": "internal server error"}, status_code=500)
 
 
-def _plain_errors(errors: Any) -> list[dict[str, Any]]:
-    """FastAPI's validation details as plain JSON: exceptions in ``ctx`` and NaN/inf become text."""
+def plain_errors(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI's validation details as plain, encodable, bounded JSON.
+
+    Exceptions in ``ctx`` become text, NaN/inf become text, strings that UTF-8 cannot encode (lone
+    surrogates from ``\\ud800`` escapes) are escaped, and the echoed input is cut short: a 100k-element
+    list does not come back whole, nor one error per element.
+    """
+    errors = list(errors)
     plain = []
-    for error in errors:
-        item = {k: v for k, v in error.items() if k not in ("ctx", "url")}
+    for error in errors[:MAX_ECHOED_ERRORS]:
+        item = {k: v for k, v in error.items() if k not in ("ctx", "url", "input")}
+        item["msg"] = _cut(str(error.get("msg", "")), 4 * MAX_ECHOED_CHARS)
         if "ctx" in error:
             item["ctx"] = {k: str(v) for k, v in error["ctx"].items()}
+        if "input" in error:
+            item["input"] = _excerpt(error["input"])
         plain.append(_json_safe(item))
+    if len(errors) > MAX_ECHOED_ERRORS:
+        more = len(errors) - MAX_ECHOED_ERRORS
+        plain.append({"type": "too_many_errors", "loc": [], "msg": f"and {more} more errors"})
     return plain
+
+
+def _excerpt(value: Any) -> Any:
+    """The input itself when short, else the start of its JSON text."""
+    safe = _json_safe(value)
+    text = json.dumps(safe, ensure_ascii=False)
+    return safe if len(text) <= MAX_ECHOED_CHARS else _cut(text, MAX_ECHOED_CHARS)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {_text(str(k)): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        return _text(value)
+    if value is None or isinstance(value, int | float | bool):
         return value
-    return str(value)
+    return _text(str(value))
+
+
+def _text(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def create_app(
@@ -167,10 +146,10 @@ def create_app(
 ) -> FastAPI:
     """The BSO server app. ``settings`` None: read ``ZEUS_BSO_*`` from the environment now."""
     settings = settings or ServerSettings.from_env()
-    engine = create_db_engine(settings.database_url)
+    engine = create_db_engine(settings.database_url, settings.database_timeout_seconds)
     if settings.migrate:
         migrate(engine)
-    db = Database(engine, inline=settings.inline_database)
+    db = Database(engine, settings.inline_database, settings.database_timeout_seconds)
     metrics = ServerMetrics(db)
     if settings.token is None:
         log = logger.info if settings.binds_loopback else logger.warning
@@ -179,7 +158,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        engine.dispose()
+        db.dispose()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -191,8 +170,9 @@ def create_app(
     app.state.db = db
     app.state.metrics = metrics
     app.state.clock = clock
+    app.state.leases = LeasePolicy.from_settings(settings)
     app.include_router(router)
-    _install_handlers(app)
+    _install_handlers(app, db)
     app.add_middleware(Guard, settings=settings, metrics=metrics)
 
     return app

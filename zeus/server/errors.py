@@ -9,6 +9,7 @@ class DomainError(ZeusServerError):
     """A request the server refuses on purpose. ``keep_changes``: commit the transaction anyway."""
 
     status_code = 400
+    field: str | None = None  # the body field at fault, when there is one
 
     def __init__(self, message: str, *, keep_changes: bool = False) -> None:
         super().__init__(message)
@@ -46,3 +47,13 @@ class JobInfeasible(DomainError):
 
 class Unauthorized(DomainError):
     status_code = 401
+
+
+class ImplausibleReport(DomainError):
+    """A report whose time or energy no working job sends (answered like a validation error)."""
+
+    status_code = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -45,6 +45,8 @@ class JobRow(Base):
     min_cost_batch_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # A lower bound of the running trials' lease ends: no lease can have expired before it.
     next_lease_expiry: Mapped[float | None] = mapped_column(Double, nullable=True)
+    # The longest silence between two heartbeats of a trial seen so far: sets the lease's length.
+    longest_epoch_s: Mapped[float | None] = mapped_column(Double, nullable=True)
     created_at: Mapped[float] = mapped_column(Double)
     updated_at: Mapped[float] = mapped_column(Double)
 

@@ -117,6 +117,7 @@ class Queries:
                 jobs.num_trials,
                 jobs.min_cost,
                 jobs.next_lease_expiry,
+                jobs.longest_epoch_s,
             )
             .where(job)
             .with_for_update(),
@@ -129,7 +130,14 @@ class Queries:
                 min_cost=_bind("min_cost"),
                 min_cost_batch_size=_bind("min_cost_bs"),
                 next_lease_expiry=_bind("next_lease_expiry"),
+                longest_epoch_s=_bind("longest_epoch_s"),
                 updated_at=_bind("now"),
+            ),
+            "job_leases": update(JOBS)
+            .where(job)
+            .values(
+                longest_epoch_s=_bind("longest_epoch_s"),
+                next_lease_expiry=_bind("next_lease_expiry"),
             ),
             "overdue": select(
                 trials.trial_number, trials.batch_size, trials.exploration, trials.cost
@@ -150,6 +158,7 @@ class Queries:
                 trials.exploration,
                 trials.status,
                 trials.lease_expires_at,
+                trials.updated_at,
                 trials.cost,
                 trials.converged,
                 trials.message,
@@ -191,6 +200,7 @@ class Queries:
         self.spec = compiled["spec"]
         self.lock_job = compiled["lock_job"]
         self.save_job = compiled["save_job"]
+        self.job_leases = compiled["job_leases"]
         self.overdue = compiled["overdue"]
         self.next_expiry = compiled["next_expiry"]
         self.insert_trial = compiled["insert_trial"]

@@ -42,12 +42,23 @@ def _summary(row: Row) -> JobSummary:
     )
 
 
-def job_detail(conn: Connection, job_id: str) -> JobDetail:
+def job_summary(conn: Connection, job_id: str) -> JobSummary:
+    row = conn.execute(select(JOBS).where(JOBS.c.job_id == job_id)).first()
+    if row is None:
+        raise JobNotFound(f"unknown job_id {job_id!r}")
+    return _summary(row)
+
+
+def job_detail(conn: Connection, job_id: str, trials_after: int, trials_limit: int) -> JobDetail:
+    """The job and one page of its trials: numbers above ``trials_after``, at most ``trials_limit``."""
     row = conn.execute(select(JOBS).where(JOBS.c.job_id == job_id)).first()
     if row is None:
         raise JobNotFound(f"unknown job_id {job_id!r}")
     trials = conn.execute(
-        select(TRIALS).where(TRIALS.c.job_id == job_id).order_by(TRIALS.c.trial_number)
+        select(TRIALS)
+        .where(TRIALS.c.job_id == job_id, TRIALS.c.trial_number > trials_after)
+        .order_by(TRIALS.c.trial_number)
+        .limit(trials_limit)
     ).all()
     return JobDetail(
         **_summary(row).model_dump(),

@@ -1,9 +1,11 @@
-"""The endpoints of ``specs/bso-http-api.md`` plus the read endpoints; thin: parse, call store, answer.
+"""The endpoints of the BSO HTTP API plus the read and admin endpoints; thin: parse, call store, answer.
 
-Database calls block. On SQLite (a local file that serialises writers anyway, each request well
-under a millisecond) they run inline on the event loop: a thread hand-off would cost more CPU than
-the query. On PostgreSQL/MySQL they run in the thread pool, so a slow network never stalls the
-loop. Every write goes through `Database.write`, the one place that commits or rolls back.
+Database calls block. Writes on SQLite (a local file that serialises writers anyway, each request
+well under a millisecond) run inline on the event loop, a thread hand-off would cost more CPU than
+the query, unless another process holds SQLite's write lock: then the write waits for it in the
+thread pool instead of stalling the loop. On PostgreSQL/MySQL writes run in the thread pool. Reads
+always do (a page of a big job's trials takes a while); `/health` waits at most `HEALTH_TIMEOUT_S`.
+Every write goes through `Database.write`, the one place that commits or rolls back.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -32,10 +35,10 @@ from zeus.optimizer.batch_size.schemas import (
     storable_text,
 )
 from zeus.server import reads, store
-from zeus.server.db import Database, ping
+from zeus.server.db import Database, WouldBlock, ping
+from zeus.server.leases import LeasePolicy
 from zeus.server.metrics import ServerMetrics
 from zeus.server.queries import Tx
-from zeus.server.settings import ServerSettings
 from zeus.server.store import Clock
 
 
@@ -63,8 +66,9 @@ JobIdPath = Annotated[
     AfterValidator(no_edge_spaces),
 ]
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 503)
 }
+HEALTH_TIMEOUT_S = 2.0  # under the usual probe timeouts (Kubernetes: 1 s default, 3 s in deploy/)
 
 
 def _db(request: Request) -> Database:
@@ -75,15 +79,15 @@ def _db(request: Request) -> Database:
 async def _write(request: Request, operation: Callable[[Tx], T]) -> T:
     db = _db(request)
     if db.inline:
-        return db.write(operation)
+        try:
+            return db.write(operation, on_loop=True)
+        except WouldBlock:
+            pass  # another process holds SQLite's write lock: wait for it off the loop
     return await run_in_threadpool(db.write, operation)
 
 
 async def _read(request: Request, operation: Callable[[Connection], T]) -> T:
-    db = _db(request)
-    if db.inline:
-        return db.read(operation)
-    return await run_in_threadpool(db.read, operation)
+    return await run_in_threadpool(_db(request).read, operation)
 
 
 def _json(model: BaseModel, status_code: int = 200) -> Response:
@@ -92,8 +96,8 @@ def _json(model: BaseModel, status_code: int = 200) -> Response:
 
 
 def _clock(request: Request) -> Clock:
-    settings: ServerSettings = request.app.state.settings
-    return Clock(now=request.app.state.clock(), lease_s=settings.lease_seconds)
+    leases: LeasePolicy = request.app.state.leases
+    return Clock(now=request.app.state.clock(), leases=leases)
 
 
 @router.post(
@@ -118,7 +122,8 @@ async def predict(job_id: JobIdQuery, request: Request) -> Any:
 
 @router.post("/report", response_model=ReportResponse, responses=ERRORS)
 async def report(result: TrainingResult, request: Request) -> Any:
-    """Report a trial's cumulative time, energy and metric after an epoch."""
+    """Report a trial's cumulative time, energy and metric after an epoch (422 when the time or
+    energy is zero or impossible)."""
     clock = _clock(request)
     return _json(await _write(request, lambda tx: store.report(tx, result, clock)))
 
@@ -138,12 +143,25 @@ async def delete_job(job_id: JobIdQuery, request: Request) -> None:
 
 @router.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
 async def health(request: Request) -> Any:
-    """Liveness, and whether the database answers."""
-    try:
-        await _read(request, ping)
-    except Exception:
-        return JSONResponse({"status": "degraded", "database": "unreachable"}, status_code=503)
+    """Liveness, and whether the database answers: ``ok``, ``stalled`` (requests time out waiting
+    for it, or it did not answer within 2 s) or ``unreachable``."""
+    db = _db(request)
+    state = "stalled" if db.stalled else await _ping(db)
+    if state != "ok":
+        return JSONResponse({"status": "degraded", "database": state}, status_code=503)
     return HealthResponse(status="ok", database="ok")
+
+
+async def _ping(db: Database) -> str:
+    try:
+        with anyio.fail_after(HEALTH_TIMEOUT_S):
+            # abandon_on_cancel: answer in time even when the ping thread waits for a connection
+            await anyio.to_thread.run_sync(db.read, ping, abandon_on_cancel=True)
+    except TimeoutError:
+        return "stalled"
+    except Exception:
+        return "unreachable"
+    return "ok"
 
 
 @router.get("/jobs", response_model=list[JobSummary], responses=ERRORS)
@@ -164,7 +182,23 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type="text/plain; version=0.0.4")
 
 
+@router.post("/admin/jobs/reset", response_model=JobSummary, responses=ERRORS)
+async def reset_job(job_id: JobIdQuery, request: Request) -> Any:
+    """Forget what the job learned (costs, minimum cost, pruning); its trials stay as history.
+
+    Needs the token (or, on a server without one, a client on the server's host)."""
+    clock = _clock(request)
+    return _json(await _write(request, lambda tx: store.reset_job(tx, job_id, clock)))
+
+
 @router.get("/jobs/{job_id:path}", response_model=JobDetail, responses=ERRORS)
-async def job_detail(job_id: JobIdPath, request: Request) -> JobDetail:
-    """A job's spec, stage, best cost so far and every trial."""
-    return await _read(request, lambda conn: reads.job_detail(conn, job_id))
+async def job_detail(
+    job_id: JobIdPath,
+    request: Request,
+    trials_after: Annotated[int, Query(ge=0, le=2**62, description="Trials numbered above.")] = 0,
+    trials_limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
+) -> JobDetail:
+    """A job's spec, stage, best cost so far and one page of its trials, oldest first."""
+    return await _read(
+        request, lambda conn: reads.job_detail(conn, job_id, trials_after, trials_limit)
+    )

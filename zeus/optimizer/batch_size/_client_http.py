@@ -1,7 +1,8 @@
 """The BSO client's HTTP layer: one reusable connection, bounded retries with exponential backoff.
 
-Transient failures (connection errors, timeouts, 502/503/504) are retried; every other error status
-is surfaced at once as `ZeusServerError` carrying the server's own message.
+Transient failures (connection errors, timeouts, 502/503/504) are retried, no sooner than the
+server's ``Retry-After`` asks; every other error status is surfaced at once as `ZeusServerError`
+carrying the server's own message.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class BSOHttp:
                 self._wait(attempt, f"{method} {path}: {e!r}")
                 continue
             if response.status_code in _TRANSIENT_STATUS and not last_try:
-                self._wait(attempt, f"{method} {path}: HTTP {response.status_code}")
+                why = f"{method} {path}: HTTP {response.status_code}"
+                self._wait(attempt, why, _retry_after_s(response))
                 continue
             return _decode(response, method, path)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -83,10 +85,18 @@ class BSOHttp:
     def close(self) -> None:
         self._client.close()
 
-    def _wait(self, attempt: int, why: str) -> None:
-        delay_s = min(self.backoff_s * 2**attempt, _MAX_BACKOFF_S)
+    def _wait(self, attempt: int, why: str, at_least_s: float = 0.0) -> None:
+        delay_s = min(max(self.backoff_s * 2**attempt, at_least_s), _MAX_BACKOFF_S)
         logger.warning("BSO server: %s; retrying in %.1f s", why, delay_s)
         time.sleep(delay_s)
+
+
+def _retry_after_s(response: httpx.Response) -> float:
+    """The ``Retry-After`` delay in seconds (0 when absent or an HTTP date)."""
+    try:
+        return max(0.0, float(response.headers.get("retry-after", 0)))
+    except ValueError:
+        return 0.0
 
 
 def _decode(response: httpx.Response, method: str, path: str) -> Any:
@@ -107,5 +117,18 @@ def _server_message(response: httpx.Response) -> str:
         if "message" in body:
             return str(body["message"])
         if "detail" in body:
-            return str(body["detail"])
+            return _validation_message(body["detail"])
     return str(body)
+
+
+def _validation_message(detail: Any) -> str:
+    """FastAPI's 422 ``detail`` list as ``field: problem; ...``."""
+    if not isinstance(detail, list):
+        return str(detail)
+    parts = []
+    for error in detail:
+        if not isinstance(error, dict):
+            return str(detail)
+        loc = [str(p) for p in error.get("loc", []) if p != "body"]
+        parts.append(f"{'.'.join(loc) or 'request'}: {error.get('msg', '')}")
+    return "; ".join(parts)
