@@ -218,3 +218,33 @@ def test_windows_of_one_label_share_their_series() -> None:
         exporter.close()
     labels = {"job_id": "j", "window": "zeus-dataloader-epoch"}
     assert _value(samples, "zeus_window_energy_joules_total", **labels, gpu="0") == 100.0
+
+
+def test_a_job_that_exits_pushes_its_last_windows(tmp_path: Path, pushgateway: str) -> None:
+    """ZEUS_METRICS=push: nobody calls close(), yet the windows of a process that just exits reach
+    the gateway (the exporter is closed at exit)."""
+    code = (
+        "from zeus.device.replay import ReplayGPU\n"
+        "from zeus.monitor import ZeusMonitor\n"
+        f"gpu = ReplayGPU('a40-resnet50', state_dir={str(tmp_path)!r})\n"
+        "monitor = ZeusMonitor(gpus=[gpu], cpus=[], sync_execution_with='none')\n"
+        "for epoch in range(3):\n"
+        "    with monitor.window(f'zeus-dataloader-epoch-{epoch}'):\n"
+        "        monitor.step(64)\n"
+        "print(gpu.energy_j())\n"
+    )
+    env = dict(os.environ, ZEUS_METRICS=f"push:{pushgateway}", ZEUS_JOB_ID="short-job")
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    samples = _samples(httpx.get(f"{pushgateway}/metrics").text)
+    labels = {
+        "job": "zeus",
+        "instance": "",
+        "job_id": "short-job",
+        "window": "zeus-dataloader-epoch",
+    }
+    assert _value(samples, "zeus_windows_total", **labels) == 3.0  # the first push had one
+    assert _value(samples, "zeus_window_energy_joules_total", **labels, gpu="0") == pytest.approx(
+        float(out.stdout)
+    )

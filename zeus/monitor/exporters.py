@@ -15,6 +15,7 @@ exporter is made.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -196,9 +197,12 @@ _from_env_lock = threading.Lock()
 
 def exporter_from_env() -> PrometheusExporter | None:
     """The process's one exporter from ``ZEUS_METRICS`` (None when unset): every monitor of the
-    process that was not given an exporter shares it, so a pull port is opened once."""
+    process that was not given an exporter shares it, so a pull port is opened once. It is closed
+    when the process exits (push mode: a last push, so a short job's final windows are not lost)."""
     spec = os.environ.get(METRICS_ENV, "").strip()
     with _from_env_lock:
         if spec not in _from_env:
-            _from_env[spec] = PrometheusExporter.from_env()
+            exporter = _from_env[spec] = PrometheusExporter.from_env()
+            if exporter is not None:
+                atexit.register(exporter.close)  # push mode: the last windows reach the gateway
         return _from_env[spec]
