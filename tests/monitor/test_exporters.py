@@ -81,7 +81,8 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
         pytest.skip("prometheus-pushgateway is not installed (scripts/install-services.sh)")
     port = _free_port()
     process = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}"],
+        # In memory only: Debian's default persists to /var/lib/prometheus, shared by every run.
+        [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
