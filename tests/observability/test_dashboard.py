@@ -290,7 +290,7 @@ def test_every_panel_answers_what_the_run_did(run: Stack) -> None:
     (lowest,) = _instant(run, "Cost per recurrence", "B").values()
     assert lowest == min(t["cost"] for t in converged)
     check("Cost per recurrence", "B")
-    at_default = [t["energy"] for t in converged if t["batch_size"] == 64]
+    at_default = [t["energy"] for t in converged if t["batch_size"] == 128]
     default_j = sum(at_default) / len(at_default)
     saved_j = len(converged) * default_j - sum(energies)
     (saved,) = _instant(run, "Energy saved against the default batch size").values()
