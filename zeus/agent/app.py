@@ -81,7 +81,7 @@ class Guard:
         local = scope.get("extensions", {}).get(PEER_KEY) is not None
         port = (scope.get("server") or (None, None))[1]
         if not local and port is not None and port == self.metrics_port:
-            if scope["path"] == "/metrics" and scope["method"] in ("GET", "HEAD"):
+            if scope["path"] == "/metrics" and scope["method"] == "GET":
                 return None  # the metrics listener: read-only, no token
             return 404, "the metrics listener serves GET /metrics only", "not_found", {}
         needs_token = self.expected is not None and not local and scope["path"] not in OPEN_PATHS

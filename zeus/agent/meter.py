@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -101,6 +102,8 @@ class Snapshot:
     gpus: tuple[GPUReading, ...]
     leases: tuple[LeaseReading, ...]
     state: dict[str, Any]
+    number: int
+    """Samples are numbered: an older one is never saved over a newer one."""
 
 
 @dataclass
@@ -139,6 +142,9 @@ class Meter:
         self.shown: Snapshot | None = None
         self._saved = self._load()
         self._last_saved: dict[str, Any] | None = None
+        self._samples = 0
+        self._saved_number = 0
+        self._save_lock = threading.Lock()
 
     # -- the lease book's events ---------------------------------------------------------------------
 
@@ -229,14 +235,20 @@ class Meter:
             for uuid, joules in account.energy_j.items()
             if uuid in self.devices.by_uuid
         )
-        return Snapshot(tuple(gpus), leases, self._state())
+        self._samples += 1
+        return Snapshot(tuple(gpus), leases, self._state(), self._samples)
 
     def save(self, snapshot: Snapshot) -> None:
         """Write the snapshot's totals to disk (atomically; not again when nothing changed, e.g.
-        idle replay GPUs); then it may be shown."""
-        if snapshot.state != self._last_saved:
-            write_atomically(self.state_path, json.dumps(snapshot.state))
-            self._last_saved = snapshot.state
+        idle replay GPUs); then it may be shown. Thread-safe: the sampler saves off the loop, the
+        last sample at shutdown on it."""
+        with self._save_lock:
+            if snapshot.number <= self._saved_number:
+                return
+            if snapshot.state != self._last_saved:
+                write_atomically(self.state_path, json.dumps(snapshot.state))
+                self._last_saved = snapshot.state
+            self._saved_number = snapshot.number
 
     def show(self, snapshot: Snapshot) -> None:
         self.shown = snapshot
