@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import LiveServer, start_server, stop_server
-from helpers import PROFILE, replay_monitor, spec, unique_job_id
 
+from tests.client.conftest import LiveServer, start_server, stop_server
+from tests.client.helpers import PROFILE, replay_monitor, spec, unique_job_id
 from zeus.device.replay import load_profile
 from zeus.errors import ZeusConfigError, ZeusServerError
 from zeus.optimizer.batch_size import BatchSizeOptimizer, ZeusBSOEarlyStop

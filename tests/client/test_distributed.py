@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LiveServer, free_port
-from helpers import unique_job_id
+
+from tests.client.conftest import LiveServer, free_port
+from tests.client.helpers import unique_job_id
 
 HERE = Path(__file__).parent
 
@@ -19,7 +20,7 @@ RANK = """
 import json, sys, time
 sys.path.insert(0, {here!r})
 import torch.distributed as dist
-from helpers import replay_monitor, spec
+from tests.client.helpers import replay_monitor, spec
 from zeus.optimizer.batch_size import BatchSizeOptimizer, ZeusBSOEarlyStop, broadcast_batch_size
 
 url, out = sys.argv[1], sys.argv[2]

@@ -9,15 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import LiveServer
-from helpers import unique_job_id
+
+from tests.client.conftest import LiveServer
+from tests.client.helpers import unique_job_id
 
 HERE = Path(__file__).parent
 
 TRAINING = """
 import signal, sys, time
 sys.path.insert(0, {here!r})
-from helpers import replay_monitor, spec
+from tests.client.helpers import replay_monitor, spec
 from zeus.optimizer.batch_size import BatchSizeOptimizer
 
 url, mode, job_id = sys.argv[1:4]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers import replay_monitor, spec
 
+from tests.client.helpers import replay_monitor, spec
 from zeus.errors import ZeusConfigError
 from zeus.monitor import ZeusMonitor
 from zeus.optimizer.batch_size import JobSpec

@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from conftest import LiveServer, free_port
-from helpers import replay_monitor, spec
 
+from tests.client.conftest import LiveServer, free_port
+from tests.client.helpers import replay_monitor, spec
 from zeus.errors import ZeusConfigError, ZeusServerError
 from zeus.optimizer.batch_size import BatchSizeOptimizer
 from zeus.optimizer.batch_size._client_http import BSOHttp

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from policy_contract import check_batch_size_optimizer, check_power_limit_optimizer
 
+from tests.policy.policy_contract import check_batch_size_optimizer, check_power_limit_optimizer
 from zeus.policy import (
     BatchSizeOptimizer,
     DefaultBatchSizeOptimizer,
