@@ -1,4 +1,5 @@
-# The README's two commands: `make demo` (set up, run the main job) and `make test` (set up, run all checks).
+# The README's two commands: `make demo` (install what the demo needs, run the main job) and
+# `make test` (install everything, run all checks).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
@@ -8,15 +9,23 @@ PYTHON ?= python3
 
 setup: $(VENV)/.installed
 
-# torch is pinned to the CPU build that lies on this machine's disk; the package itself accepts any torch.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+
+# The demo needs only the package, torch and scikit-learn. torch is pinned to the CPU build that lies
+# on this machine's disk; the package itself accepts any torch.
+$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[server,agent,hf,lightning,dev]"
+	$(PY) -m pip install -q -e ".[demo]"
 	touch $@
 
-demo: setup
+# Everything the checks need: every extra and the dev tools, in the same .venv.
+$(VENV)/.installed: $(VENV)/.demo-installed
+	$(PY) -m pip install -q -e ".[demo,server,agent,hf,lightning,dev]"
+	touch $@
+
+demo: $(VENV)/.demo-installed
 	$(BIN)/zeus demo
 
 # Databases the tests use for real (PostgreSQL); installed from Debian's packages when missing and root.

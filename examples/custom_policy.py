@@ -127,7 +127,13 @@ def with_zeus_master(num_recurrence: int, out: Path) -> None:
             f"at {run.power_limit_w} W, {run.epochs} epochs, {run.energy_j:8.1f} J, "
             f"cost {run.cost:8.1f}, {run.status}"
         )
-    print(f"  history and policy state: {out / 'series.json'}")
+
+
+def kept_or_deleted(out: Path | None) -> str:
+    """Where the history stays, or that it goes away with its temporary folder."""
+    if out is None:
+        return "  history and policy state: in a temporary folder, deleted now (--out DIR keeps it)"
+    return f"  history and policy state: {out / 'series.json'}"
 
 
 def main() -> None:
@@ -138,6 +144,7 @@ def main() -> None:
     in_the_simulator(40 if args.quick else 140)
     with tempfile.TemporaryDirectory() as tmp:
         with_zeus_master(2 if args.quick else 6, args.out or Path(tmp) / "run")
+    print(kept_or_deleted(args.out))
     return None
 
 

@@ -1,7 +1,7 @@
 """Integrate power logs written by `zeus.monitor.PowerMonitor` / ``zeus monitor power``.
 
-A log is a CSV with header ``timestamp_s,gpu,power_w`` (Unix seconds, GPU index, watts), or the same
-rows as tuples or dicts. ``start``/``end`` are offsets in seconds from the log's first sample; a
+A log is a CSV with header ``timestamp_s,gpu,power_w`` (Unix seconds, GPU index, watts), gzipped or
+not (``.csv.gz``), or the same rows as tuples or dicts. ``start``/``end`` are offsets in seconds from the log's first sample; a
 negative offset counts back from its last sample (``start=-10``: the last ten seconds). Energy is
 integrated per GPU with the trapezoid rule; window edges between samples are interpolated.
 """
@@ -9,10 +9,12 @@ integrated per GPU with the trapezoid rule; window edges between samples are int
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from zeus.errors import ZeusConfigError
 from zeus.monitor.power import CSV_HEADER, Sample, integrate_j
@@ -59,11 +61,25 @@ def _parse_row(
     return timestamp_s, int(gpu), power_w
 
 
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", newline="")
+    return path.open(newline="")
+
+
+def _not_csv_text(path: Path) -> ZeusConfigError:
+    return ZeusConfigError(
+        f"power log {path} is not a CSV text file ({','.join(CSV_HEADER)}; .csv.gz works too)"
+    )
+
+
 def _csv_rows(path: Path) -> list[tuple[float, int, float]]:
     try:
-        with path.open(newline="") as f:
+        with _open_text(path) as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
+            if not ",".join(header).isprintable():
+                raise _not_csv_text(path)
             if any(c not in header for c in CSV_HEADER):
                 raise ZeusConfigError(
                     f"power log {path}: line 1 header {','.join(header) or '(empty)'} lacks "
@@ -71,6 +87,8 @@ def _csv_rows(path: Path) -> list[tuple[float, int, float]]:
                     f"expected {','.join(CSV_HEADER)}"
                 )
             return [_parse_row(row, f"{path} line {i}") for i, row in enumerate(reader, start=2)]
+    except (UnicodeDecodeError, csv.Error, gzip.BadGzipFile, EOFError):
+        raise _not_csv_text(path) from None
     except OSError as e:
         raise ZeusConfigError(f"cannot read power log {path}: {e.strerror or e}") from e
 
@@ -152,3 +170,17 @@ def avg_power(
     rows = read_power_log(log)
     flat = [(t, g, w) for g, samples in rows.items() for t, w in samples]
     return energy(flat, start, end, gpu) / window_s(flat, start, end)
+
+
+def samples_by_gpu(
+    log: PowerLog, start: float | None = None, end: float | None = None
+) -> dict[int, int]:
+    """Samples per GPU inside the window ``start``..``end`` (edges included)."""
+    series = read_power_log(log)
+    if not series:
+        raise ZeusConfigError("power log has no samples; at least 2 per GPU are needed")
+    start_s, end_s = _window(series, start, end)
+    return {
+        gpu: sum(1 for t, _ in samples if start_s <= t <= end_s)
+        for gpu, samples in sorted(series.items())
+    }

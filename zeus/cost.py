@@ -19,9 +19,14 @@ from zeus.errors import check_range
 Num = TypeVar("Num", float, npt.NDArray[np.float64])
 
 
-def check_eta(eta_knob: float) -> None:
-    """Raise a clear error unless ``eta_knob`` is in [0, 1]."""
-    check_range("eta_knob", eta_knob, ge=0.0, le=1.0)
+def check_eta(eta_knob: float, field: str = "eta_knob") -> float:
+    """The one [0, 1] rule for ``eta_knob`` (``field`` names it in the error); returns it.
+
+    `CostModel` applies it; code that learns the job's maximum power later (a driver, a power-limit
+    selector, a job file) checks ``eta_knob`` with it up front and builds the `CostModel` then.
+    """
+    check_range(field, eta_knob, ge=0.0, le=1.0)
+    return eta_knob
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class CostModel:
     """The energy–time trade-off of one job: ``eta_knob`` in [0, 1] and the job's ``max_power_w``.
 
     ``eta_knob=1`` counts energy only, ``0`` time only. ``max_power_w`` is the maximum power limit
-    of the job's GPUs summed over them (> 0).
+    of the job's GPUs summed over them (0 for a job without GPUs: nothing then counts but energy).
     """
 
     eta_knob: float
@@ -37,7 +42,7 @@ class CostModel:
 
     def __post_init__(self) -> None:
         check_eta(self.eta_knob)
-        check_range("max_power_w", self.max_power_w, gt=0.0, lt=float("inf"))
+        check_range("max_power_w", self.max_power_w, ge=0.0, lt=float("inf"))
 
     def cost(self, energy_j: Num, time_s: Num) -> Num:
         """Energy–time cost (J-equivalent) of spending ``energy_j`` over ``time_s``."""
@@ -45,10 +50,9 @@ class CostModel:
 
 
 def zeus_cost(energy_j: Num, time_s: Num, eta_knob: float, max_power_w: float) -> Num:
-    """Energy–time cost of a run (J-equivalent). ``eta_knob=1`` is pure energy, 0 pure time."""
+    """``CostModel(eta_knob, max_power_w).cost(energy_j, time_s)`` without the checks.
+
+    Kept only for the simulator, the BSO server and the policies until they hold a `CostModel`;
+    new code builds a `CostModel`.
+    """
     return eta_knob * energy_j + (1.0 - eta_knob) * max_power_w * time_s
-
-
-def epoch_cost(avg_power_w: Num, time_s: Num, eta_knob: float, max_power_w: float) -> Num:
-    """Cost of running ``time_s`` at ``avg_power_w``: ``(eta·P + (1−eta)·MAXPOWER)·t``."""
-    return (eta_knob * avg_power_w + (1.0 - eta_knob) * max_power_w) * time_s

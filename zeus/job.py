@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from zeus.errors import ZeusConfigError, check_range
 
@@ -41,3 +43,18 @@ class Job:
     def name(self) -> str:
         """Short id such as ``cifar100+shufflenetv2+adadelta``; used in file names and profiles."""
         return f"{self.dataset}+{self.network}+{self.optimizer}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (``command`` as a list), as series files and policy states keep them."""
+        data = dataclasses.asdict(self)
+        if data["command"] is not None:
+            data["command"] = list(data["command"])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        """The inverse of `to_dict`; `ZeusConfigError` naming the problem for a malformed mapping."""
+        try:
+            return cls(**data)
+        except TypeError as e:
+            raise ZeusConfigError(f"malformed job {data!r}: {e}") from None

@@ -2,8 +2,8 @@
 
 Data: ``--data-dir`` in the CIFAR-100 layout (``train/<class>/*.png`` and ``test/<class>/*.png``);
 without it, scikit-learn's 8x8 digits. Every setting comes from a flag, so `ZeusMaster` can fill a
-command template such as ``python train.py --batch-size {bs} --lr {lr} --epochs {epochs}``; the
-target metric, cost threshold, eta, log directory and job id then come from the ``ZEUS_*``
+template such as ``python train.py --batch-size {bs} --lr {lr} --epochs {epochs} --seed {seed}``;
+the target metric, cost threshold, eta, log directory and job id then come from the ``ZEUS_*``
 variables it sets.
 
     python train.py --quick      # no GPU: the replay GPU a40-imagenet-resnet50
@@ -95,13 +95,14 @@ def main() -> None:
     parser.add_argument(
         "--target-metric", type=float, default=None, help="test accuracy to stop at"
     )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the shuffling")
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="few steps per power limit")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ["ZEUS_GPU"] = backend = backend_or_replay(REPLAY_PROFILE)
     print(f"GPU backend: {backend}", flush=True)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     train_set, test_set, channels, classes = load_datasets(args.data_dir)

@@ -63,3 +63,4 @@ def test_custom_policy_quick_runs_in_simulator_and_master(tmp_path: Path) -> Non
     assert series["policy_name"] == "EpsilonGreedyBatchSizeOptimizer"
     assert [r["batch_size"] for r in series["runs"][:2]] == [8, 16]  # default first, then ascending
     assert series["policy_state"]["jobs"][0]["untried"] == [32, 64, 128]
+    assert "history and policy state: run/series.json" in out  # kept: --out was given

@@ -3,8 +3,9 @@
 Speaks the driver contract: reads the ZEUS_* variables, stops at the target metric, at --epochs, or
 before an epoch that would cross ZEUS_COST_THRESH, and writes <ZEUS_LOG_DIR>/<ZEUS_JOB_ID>.result.json.
 Energy is wall time times a fixed 200 W (this test job has no GPU). Test hooks: --crash-bs exits with
-code 3 for that batch size; --sleep-s (or env TEST_SLEEP_S) sleeps per epoch (to interrupt it); the environment it saw is
-written to <job_id>.env.json.
+code 3 for that batch size; --sleep-s (or env TEST_SLEEP_S) sleeps per epoch (to interrupt it); env
+TEST_WAIT_FOR makes every run but the first wait (at most 60 s) until that file exists; the
+environment it saw is written to <job_id>.env.json.
 """
 
 import argparse
@@ -44,6 +45,11 @@ def on_term(signum, frame):
 
 
 signal.signal(signal.SIGTERM, on_term)
+wait_for, deadline = os.environ.get("TEST_WAIT_FOR"), time.monotonic() + 60
+while wait_for and not job_id.endswith("-0000") and not os.path.exists(wait_for):
+    if time.monotonic() > deadline:
+        sys.exit(f"job: {wait_for} never appeared")
+    time.sleep(0.05)
 print(f"job {job_id}: bs={args.bs} lr={args.lr} epochs={args.epochs}", flush=True)
 if args.bs == args.crash_bs:
     raise RuntimeError(f"simulated out-of-memory at batch size {args.bs}")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from zeus.cost import zeus_cost
+from zeus.cost import CostModel
 from zeus.errors import ZeusConfigError
 from zeus.run import ZeusDataLoader
 
@@ -206,7 +206,7 @@ def test_result_file_from_zeus_master_environment(
     assert result["max_power_w"] == MAX_LIMIT_W
     assert result["energy_j"] == pytest.approx(sum(r.energy_j for r in history))
     assert result["time_s"] == pytest.approx(sum(r.time_s for r in history))
-    expected_cost = zeus_cost(result["energy_j"], result["time_s"], 0.3, MAX_LIMIT_W)
+    expected_cost = CostModel(0.3, MAX_LIMIT_W).cost(result["energy_j"], result["time_s"])
     assert result["cost"] == pytest.approx(expected_cost)
     # The energy is the replay A40's: its average power lies within the profile's range.
     avg_power_w = result["energy_j"] / result["time_s"]

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from zeus.cost import zeus_cost
+from zeus.cost import CostModel
 from zeus.errors import ZeusConfigError
 from zeus.job import Job
 from zeus.policy import PruningGTSBatchSizeOptimizer
 from zeus.policy.base import BatchSizeOptimizer
 from zeus.run.history import load_series
-from zeus.run.master import SeriesFailedError, ZeusMaster
+from zeus.run.master import SeriesFailedError, SeriesMismatchError, ZeusMaster
 
 SCRIPT = Path(__file__).with_name("master_job_script.py")
 
@@ -83,7 +83,7 @@ def test_series_runs_records_and_feeds_the_policy(tmp_path: Path) -> None:
     for run in state.runs:
         result = json.loads((log_dir / f"{run.job_id}.result.json").read_text())
         assert run.cost == pytest.approx(
-            zeus_cost(result["energy_j"], result["time_s"], 0.3, 200.0)
+            CostModel(0.3, 200.0).cost(result["energy_j"], result["time_s"])
         )
         assert "epoch 1: accuracy" in Path(run.log_path).read_text()
     # the policy observed exactly the recorded costs, in order
@@ -114,10 +114,13 @@ def test_resume_continues_where_the_series_stopped(tmp_path: Path) -> None:
     assert [r.job_id for r in resumed.runs[:2]] == [r.job_id for r in first.runs]
     assert len(policy.seen) == 4  # restored the two observations, then made two more
 
-    with pytest.raises(ZeusConfigError, match="different job"):
-        ZeusMaster(CyclePolicy(), tmp_path / "run", seed=1).run(
+    saved = (tmp_path / "run" / "series.json").read_bytes()
+    with pytest.raises(SeriesMismatchError, match=r"job.target_metric: 0.9 saved, 0.8 now") as e:
+        ZeusMaster(CyclePolicy(), tmp_path / "run", seed=2).run(
             make_job(tmp_path, target=0.8), [16, 32, 64], 5
         )
+    assert e.value.differences == ["seed: 1 saved, 2 now", "job.target_metric: 0.9 saved, 0.8 now"]
+    assert (tmp_path / "run" / "series.json").read_bytes() == saved  # refused before any write
 
 
 def test_crashing_run_is_recorded_failed_and_retried(tmp_path: Path) -> None:

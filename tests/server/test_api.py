@@ -1,4 +1,4 @@
-"""The wire format of specs/bso-http-api.md, endpoint by endpoint, on SQLite and PostgreSQL."""
+"""The BSO wire format (docs/bso-server.md), endpoint by endpoint, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The "Beyond" requirements of specs/bso-http-api.md: leases, infeasible jobs, reads, auth, limits."""
+"""Beyond the wire format (docs/bso-server.md): leases, infeasible jobs, reads, auth, limits."""
 
 from __future__ import annotations
 

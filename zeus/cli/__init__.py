@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 
 import typer
 
@@ -34,12 +35,25 @@ _GROUPS = [
 ]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"zeus {version('zeus-energy')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log INFO messages too."),
+    debug: bool = typer.Option(False, "--debug", help="Log DEBUG messages too."),
+    _: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print Zeus's version and exit."
+    ),
 ) -> None:
+    # Warnings only by default: a command's own output comes first, not library chatter.
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -49,13 +63,29 @@ for _name in _GROUPS:
 
 
 def main() -> None:
-    """Entry point: turns Zeus's deliberate errors into one clear line and exit code 2."""
+    """Entry point: turns Zeus's deliberate errors, and a missing optional extra, into one clear
+    line and exit code 2."""
     from zeus.errors import ZeusError
 
     try:
         app()
     except ZeusError as e:
-        from zeus.cli.console import make_console
+        _fail(str(e))
+    except ModuleNotFoundError as e:
+        from zeus.extras import missing_extra_message
 
-        make_console(stderr=True).print(f"[bold red]error:[/] {e}")
-        raise SystemExit(2) from None
+        command = " ".join(["zeus", *[a for a in sys.argv[1:2] if not a.startswith("-")]])
+        message = missing_extra_message(command, e.name or "")
+        if message is None:
+            raise
+        _fail(message)
+
+
+def _fail(message: str) -> None:
+    from rich.markup import escape
+
+    from zeus.cli.console import make_console
+
+    console = make_console(stderr=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise SystemExit(2) from None

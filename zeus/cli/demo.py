@@ -9,11 +9,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
 from zeus.cli.console import make_console
-from zeus.cli.master import SeriesView
+from zeus.cli.series_view import SeriesView
 from zeus.demo.job import DEMO_PROFILE
 
 
@@ -43,8 +42,6 @@ def demo(
     show_output: bool = typer.Option(False, "--show-output", help="Show the jobs' own output."),
 ) -> None:
     """Run a recurring training job with Zeus and show the energy and time it saves."""
-    import importlib.util
-
     from zeus.demo.job import (
         DEMO_BATCH_SIZES,
         DEMO_BETA,
@@ -53,17 +50,14 @@ def demo(
         demo_job,
     )
     from zeus.demo.savings import compute_savings, plot_demo
-    from zeus.errors import ZeusConfigError
+    from zeus.extras import require
     from zeus.policy import DEFAULT_POLICY, DefaultBatchSizeOptimizer, make_batch_size_optimizer
     from zeus.policy.base import BatchSizeOptimizer
     from zeus.run.master import JobChoosesBatchSize, ZeusMaster
 
-    for module in ("torch", "sklearn"):
-        if importlib.util.find_spec(module) is None:
-            raise ZeusConfigError(
-                f"zeus demo trains with torch on scikit-learn's digits: pip install torch scikit-learn "
-                f"({module} is missing)"
-            )
+    require("demo", "zeus demo")
+    if server is not None:
+        _check_server(server)
     started = time.monotonic()
     console = make_console()
     num_recurrence = 6 if quick else recurrences
@@ -109,7 +103,7 @@ def demo(
         console.print(
             f"Batch sizes come from the BSO server at [bold]{server}[/], job {bso_job_id}."
         )
-    view = SeriesView(num_recurrence, title)
+    view = SeriesView(console, num_recurrence, title)
     master = ZeusMaster(
         policy,
         out / "series",
@@ -120,17 +114,7 @@ def demo(
         echo=echo,
         listener=view,
     )
-    with Live(view.render(), console=console, refresh_per_second=4, transient=True) as live:
-        view.live = live
-        try:
-            state = master.run(job, DEMO_BATCH_SIZES, num_recurrence)
-        except KeyboardInterrupt:
-            view.live = None
-            live.stop()
-            console.print(view.table())
-            console.print("[bold magenta]Interrupted.[/]")
-            raise typer.Exit(130) from None
-    console.print(view.table())
+    state = view.show(lambda: master.run(job, DEMO_BATCH_SIZES, num_recurrence))
     recs = state.recurrences()
     savings = compute_savings(default, recs, last_n=min(5, len(recs)))
     _print_savings(console, savings, gpu.simulated)
@@ -138,6 +122,21 @@ def demo(
     plot_demo(default, recs, plot_path, gpu.simulated)
     console.print(f"Plot: {plot_path}   History: {out / 'series' / 'series.json'}")
     console.print(f"[dim]Finished in {time.monotonic() - started:.0f} s.[/]")
+
+
+def _check_server(url: str) -> None:
+    """Fail before the first run, not after three crashed ones, when no server answers."""
+    import httpx
+
+    from zeus.errors import ZeusConfigError
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=5.0).raise_for_status()
+    except httpx.HTTPError as e:
+        raise ZeusConfigError(
+            f"--server {url}: no BSO server answers at /health ({type(e).__name__}: {e}); "
+            "start one with zeus serve"
+        ) from None
 
 
 def _print_savings(console: Console, s: object, simulated: bool) -> None:

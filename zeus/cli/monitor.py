@@ -11,6 +11,7 @@ from rich.table import Table
 
 from zeus.cli.console import make_console
 from zeus.cli.env import GPU_OPTION_HELP
+from zeus.cli.options import int_list
 from zeus.device.base import GPU
 
 monitor_app = typer.Typer(
@@ -56,7 +57,9 @@ def _refuse_virtual_time(gpus: Sequence[GPU]) -> None:
 @monitor_app.command("energy")
 def energy(
     gpu: str = typer.Option(None, "--gpu", help=GPU_OPTION_HELP),
-    gpu_indices: list[int] = typer.Option(None, "--gpu-index", help="Monitor only these GPUs."),
+    gpu_index: list[str] = typer.Option(
+        None, "--gpu-index", help="Monitor only these GPUs, e.g. 0,1 (default: all)."
+    ),
     duration: float = typer.Option(None, min=0.0, help="Stop after this many seconds."),
 ) -> None:
     """Measure time and energy from now until Ctrl-C (or --duration), then print it."""
@@ -66,7 +69,8 @@ def energy(
     console = make_console()
     gpus = get_gpus(backend=gpu)
     _refuse_virtual_time(gpus)
-    monitor = ZeusMonitor(gpu_indices=gpu_indices or None, gpus=gpus, sync_execution_with="none")
+    indices = int_list(gpu_index or [], "--gpu-index") or None
+    monitor = ZeusMonitor(gpu_indices=indices, gpus=gpus, sync_execution_with="none")
     console.print(
         f"measuring {len(monitor.gpus)} GPU(s) and {len(monitor.cpus)} CPU(s)"
         + (f" for {duration:g} s" if duration is not None else "; Ctrl-C to stop")

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from zeus.cli.console import make_console
+from zeus.cli.options import alias, pick
 
 
 def _ints(text: str, name: str) -> tuple[int, ...]:
@@ -32,27 +33,39 @@ def profile(
     ),
     target_metric: float = typer.Option(..., "--target-metric", help="Validation metric to reach."),
     max_epochs: int = typer.Option(100, "--max-epochs", help="Give up on a run after this many."),
-    dataset: str = typer.Option("custom", help="Names written into the traces."),
-    network: str = typer.Option("custom"),
+    dataset: str = typer.Option("custom", help="Dataset name written into the traces."),
+    network: str = typer.Option("custom", help="Network name written into the traces."),
     optimizer: str = typer.Option("adam", help="Also picks the learning-rate scaling rule."),
-    default_bs: int | None = typer.Option(None, "--default-bs", help="Batch size --lr is for."),
-    lr: float | None = typer.Option(None, "--lr", help="Learning rate at --default-bs."),
+    default_batch_size: int | None = typer.Option(
+        None, "--default-batch-size", help="b0, the batch size --learning-rate is for."
+    ),
+    learning_rate: float | None = typer.Option(
+        None, "--learning-rate", help="Learning rate at --default-batch-size."
+    ),
     runs: int = typer.Option(1, "--runs", min=1, help="Seeds per batch size ({seed} = 1..N)."),
-    steps: str = typer.Option("2,5", "--steps", help="Warmup,measured steps per power limit."),
+    profile_params: str = typer.Option(
+        None, "--profile-params", help="warmup,measured steps per power limit. [default: 2,5]"
+    ),
     workdir: Path = typer.Option(Path("."), "--workdir", help="Where the command runs."),
     gpu_name: str | None = typer.Option(
         None, "--gpu-name", help="<gpu> in summary_power_<gpu>.csv (default: from the GPU model)."
     ),
     out: Path = typer.Option(Path("zeus-profile"), "--out", help="Folder for the traces and logs."),
     show_output: bool = typer.Option(False, "--show-output", help="Show the runs' output."),
+    default_bs: int | None = alias("--default-bs"),
+    lr: float | None = alias("--lr"),
+    steps: str | None = alias("--steps"),
 ) -> None:
     """Profile a training script over batch sizes × power limits; write a train/power trace pair."""
 
     from zeus.device import gpu_backend
-    from zeus.run.jobfile import parse_profile_params
+    from zeus.run.env import parse_profile_params
     from zeus.simulate.profiler import ProfiledRun, ProfileSpec, profile_workload
 
     console = make_console()
+    default_bs = pick(default_batch_size, default_bs, "--default-batch-size", "--default-bs", None)
+    lr = pick(learning_rate, lr, "--learning-rate", "--lr", None)
+    steps = pick(profile_params, steps, "--profile-params", "--steps", "2,5")
     spec = ProfileSpec(
         command=tuple(shlex.split(command)),
         dataset=dataset,
@@ -66,7 +79,7 @@ def profile(
         default_bs=default_bs,
         default_lr=lr,
         runs=runs,
-        profile_params=parse_profile_params(steps),
+        profile_params=parse_profile_params(steps, "--profile-params"),
     )
     backend = gpu_backend()
     if backend.startswith("replay:"):
@@ -94,14 +107,14 @@ def profile(
     for batch_size, limits in result.missing_limits.items():
         console.print(
             f"[yellow]batch size {batch_size}: limits {limits} W not measured — its runs reached "
-            "the target before profiling finished (use fewer --steps).[/]"
+            "the target before profiling finished (lower --profile-params).[/]"
         )
     console.print(f"Wrote {result.train_trace} and {result.power_trace}. What would Zeus save?")
     b0 = default_bs or spec.batch_sizes[0]
     console.print(
-        f"  zeus simulate single --dataset {dataset} --model {network} --optimizer {optimizer} "
-        f"--target-metric {target_metric} --max-epochs {max_epochs} --b0 {b0} "
-        f"--train-trace {result.train_trace} --gpu {result.power_trace}"
+        f"  zeus simulate single --dataset {dataset} --network {network} --optimizer {optimizer} "
+        f"--target-metric {target_metric} --max-epochs {max_epochs} --default-batch-size {b0} "
+        f"--train-trace {result.train_trace} --power-trace {result.power_trace}"
     )
 
 

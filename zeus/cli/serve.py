@@ -56,6 +56,9 @@ def serve(
     ),
 ) -> None:
     """Run the batch size optimizer server (creates/migrates its database first)."""
+    from zeus.extras import require
+
+    require("server", "zeus serve")
     from zeus.cli.console import make_console
     from zeus.server.settings import ENV_PREFIX, ServerSettings
 
@@ -72,6 +75,8 @@ def serve(
         log_level=log_level,
         access_log=access_log,
     )
+    if not migrate_only:
+        _check_port_free(settings.host, settings.port)
     if token is not None:
         console.print(
             "[bold yellow]warning:[/] --token shows in the process list to every user of this "
@@ -100,6 +105,22 @@ def serve(
     os.environ.update(settings.to_env())
     os.environ[ENV_PREFIX + "MIGRATE"] = "false"  # done above, once, not by N workers at once
     _run_uvicorn(settings, workers)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """One clear line instead of uvicorn's [Errno 98] traceback when the port is taken."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(infos[0][4])
+    except OSError as e:
+        raise ZeusConfigError(
+            f"port: cannot listen on {host}:{port} ({e.strerror or e}); "
+            "pick another with --port or ZEUS_BSO_PORT"
+        ) from None
 
 
 def _migrate(database_url: str, console: Any) -> None:

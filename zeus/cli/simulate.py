@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from zeus.cli.console import make_console
+from zeus.cli.options import alias, name_list, pick
 from zeus.policy.registry import DEFAULT_POLICY, policy_names
 
 simulate_app = typer.Typer(
@@ -20,7 +21,12 @@ POLICY_HELP = (
     f"Batch-size policy: {policy_names()} (pruning-gts is the paper's), "
     "or package.module:Class for your own."
 )
-GPU_HELP = "GPU of the power trace: a40, p100, rtx6000, v100, or a power-trace CSV path."
+TRACE_HELP = (
+    "GPU whose published power trace to replay (a40, p100, rtx6000, v100), or your power-trace CSV."
+)
+DATASETS_HELP = "Workloads, comma-separated, or all. [default: all]"
+ETA_HELP = "Weight of energy in the cost, in [0, 1] (0: time only, 1: energy only)."
+BETA_HELP = "Stop a run once it costs beta x the cheapest run so far (> 0; inf: never)."
 
 
 def _pct(x: float) -> str:
@@ -44,7 +50,7 @@ def single(
         "cifar100",
         help="Workload (cifar100, imagenet, squad, librispeech, movielens-1m, sentiment140).",
     ),
-    model: str = typer.Option(None, help="Network; default: the workload's."),
+    network: str | None = typer.Option(None, help="Network; default: the workload's."),
     optimizer: str = typer.Option(None, help="Optimizer; default: the workload's."),
     target_metric: float = typer.Option(
         None, "--target-metric", help="Target; default: the workload's."
@@ -52,17 +58,17 @@ def single(
     max_epochs: int = typer.Option(
         None, "--max-epochs", help="Epoch cap; default: the workload's."
     ),
-    b0: int = typer.Option(
-        None, "--b0", help="Default batch size; default: the workload's (capped to the trace)."
+    default_batch_size: int | None = typer.Option(
+        None, "--default-batch-size", help="b0; default: the workload's (capped to the trace)."
     ),
-    gpu: str = typer.Option("v100", help=GPU_HELP),
-    eta_knob: float = typer.Option(0.5, "--eta-knob", help="Energy weight in [0, 1]."),
-    beta_knob: float = typer.Option(
-        2.0, "--beta-knob", help="Early-stop at beta x min cost (> 0; inf = never)."
+    power_trace: str | None = typer.Option(
+        None, "--power-trace", help=TRACE_HELP + " [default: v100]"
     ),
+    eta_knob: float = typer.Option(0.5, "--eta-knob", help=ETA_HELP),
+    beta_knob: float = typer.Option(2.0, "--beta-knob", help=BETA_HELP),
     seed: int = typer.Option(1, help="Seed of the policy and of the trace sampling."),
-    num_recurrence: int = typer.Option(
-        None, "--num-recurrence", help="Default: 2 x |batch sizes| x |limits|."
+    recurrences: int | None = typer.Option(
+        None, "--recurrences", help="Default: 2 x |batch sizes| x |limits|."
     ),
     policy: str = typer.Option(DEFAULT_POLICY, help=POLICY_HELP),
     train_trace: str = typer.Option(
@@ -72,15 +78,23 @@ def single(
     plot: Path = typer.Option(
         None, help="Write PNG plots to PREFIX-history.png and PREFIX-configs.png."
     ),
+    model: str | None = alias("--model"),
+    b0: int | None = alias("--b0"),
+    gpu: str | None = alias("--gpu"),
+    num_recurrence: int | None = alias("--num-recurrence"),
 ) -> None:
     """Simulate one recurring job on one GPU and compare it with Default and Oracle."""
     from zeus.simulate.runs import make_job, simulate_single, write_records
 
     _check_out(out)
-    job = make_job(dataset, model, optimizer, target_metric, max_epochs, b0, train_trace)
+    network = pick(network, model, "--network", "--model", None)
+    b0 = pick(default_batch_size, b0, "--default-batch-size", "--b0", None)
+    trace = _trace(pick(power_trace, gpu, "--power-trace", "--gpu", "v100"))
+    recurrences = pick(recurrences, num_recurrence, "--recurrences", "--num-recurrence", None)
+    job = make_job(dataset.lower(), network, optimizer, target_metric, max_epochs, b0, train_trace)
     r = simulate_single(
-        job, gpu, policy=policy, seed=seed, eta_knob=eta_knob, beta_knob=beta_knob,
-        num_recurrence=num_recurrence, train_trace=train_trace,
+        job, trace, policy=policy, seed=seed, eta_knob=eta_knob, beta_knob=beta_knob,
+        num_recurrence=recurrences, train_trace=train_trace,
     )  # fmt: skip
     console = make_console()
     m, t = r.metrics, r.table
@@ -123,32 +137,33 @@ def single(
         console.print(f"wrote {a} and {b}")
 
 
-def _csv_list(value: str, valid: tuple[str, ...] | list[str], what: str) -> list[str]:
-    from zeus.errors import ZeusConfigError
+def _trace(value: str) -> str:
+    """A bundled power trace's name in lower case; a path as given."""
+    from zeus.simulate.traces import GPUS
 
-    items = [v.strip() for v in value.split(",") if v.strip()] if value != "all" else list(valid)
-    bad = [v for v in items if v not in valid]
-    if bad or not items:
-        raise ZeusConfigError(
-            f"unknown {what} {', '.join(bad) or '(none)'}; valid: {', '.join(valid)}"
-        )
-    return items
+    return value.lower() if value.lower() in GPUS else value
 
 
 @simulate_app.command("sweep")
 def sweep(
-    datasets: str = typer.Option("all", help="Comma-separated workloads, or all."),
-    gpus: str = typer.Option(
-        "all", help="Comma-separated GPUs (a40, p100, rtx6000, v100), or all."
+    dataset: str | None = typer.Option(None, "--dataset", help=DATASETS_HELP),
+    power_trace: str | None = typer.Option(
+        None,
+        "--power-trace",
+        help="GPUs whose power traces to replay (a40, p100, rtx6000, "
+        "v100), comma-separated, or all. [default: all]",
     ),
     seeds: str = typer.Option(
         "10", help="Seeds per (workload, GPU): a count N (seeds 1-N) or a range such as 41-60."
     ),
     policy: str = typer.Option(DEFAULT_POLICY, help=POLICY_HELP),
-    eta_knob: float = typer.Option(0.5, "--eta-knob"),
-    beta_knob: float = typer.Option(2.0, "--beta-knob"),
+    eta_knob: float = typer.Option(0.5, "--eta-knob", help=ETA_HELP),
+    beta_knob: float = typer.Option(2.0, "--beta-knob", help=BETA_HELP),
     processes: int = typer.Option(None, min=1, help="Worker processes (default: all CPUs)."),
     out: Path = typer.Option(None, help="Write per-seed metrics to this .csv or .json file."),
+    plot: Path = typer.Option(None, help="Write a PNG plot to PREFIX-sweep.png."),
+    datasets: str | None = alias("--datasets"),
+    gpus: str | None = alias("--gpus"),
 ) -> None:
     """Simulate workloads x GPUs x seeds in parallel; print the mean of each cell."""
     from rich.progress import Progress
@@ -158,19 +173,22 @@ def sweep(
     from zeus.simulate.traces import GPUS, WORKLOADS
 
     _check_out(out)
+    dataset = pick(dataset, datasets, "--dataset", "--datasets", "all")
+    power_trace = pick(power_trace, gpus, "--power-trace", "--gpus", "all")
     seed_range = parse_seeds(seeds)
     todo = tasks(
-        _csv_list(datasets, list(WORKLOADS), "dataset"), _csv_list(gpus, GPUS, "GPU"),
+        name_list(dataset, list(WORKLOADS), "dataset"), name_list(power_trace, GPUS, "GPU"),
         seed_range, policy, eta_knob, beta_knob,
     )  # fmt: skip
     console = make_console()
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(f"{len(todo)} simulations", total=len(todo))
         results = run_sweep(todo, processes, on_result=lambda _: progress.advance(bar))
-    table = Table(
-        title=f"{todo[0].policy}, mean over seeds {seeds_label(seed_range)} "
+    title = (
+        f"{todo[0].policy}, mean over seeds {seeds_label(seed_range)} "
         f"(eta {eta_knob:g}, beta {beta_knob:g})"
     )
+    table = Table(title=title)
     for col in ("workload", "gpu", "recurrences", "energy saved, last 10", "time change, last 10",
                 "energy saved, all", "cumulative regret", "Default's regret"):  # fmt: skip
         table.add_column(col, justify="right" if col not in ("workload", "gpu") else "left")
@@ -193,12 +211,20 @@ def sweep(
 
         write_records([SweepRow.of(r) for r in results], out)
         console.print(f"wrote {len(results)} rows to {out}")
+    if plot is not None:
+        from zeus.simulate.plots import plot_sweep
+
+        console.print(f"wrote {plot_sweep(results, title, f'{plot}-sweep.png')}")
 
 
 @simulate_app.command("cluster")
 def cluster(
-    datasets: str = typer.Option("all", help="Workloads of the generated groups, or all."),
-    gpu: str = typer.Option("v100", help=GPU_HELP),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="Generated groups: " + DATASETS_HELP
+    ),
+    power_trace: str | None = typer.Option(
+        None, "--power-trace", help=TRACE_HELP + " [default: v100]"
+    ),
     group_trace: Path = typer.Option(
         None, "--group-trace", help="Your group trace (CSV, .gz or .xz); else generated."
     ),
@@ -209,12 +235,15 @@ def cluster(
     ),
     seed: int = typer.Option(1, help="Seed of the generator, the policy and the trace sampling."),
     policy: str = typer.Option(DEFAULT_POLICY, help=POLICY_HELP),
-    eta_knob: float = typer.Option(0.5, "--eta-knob"),
-    beta_knob: float = typer.Option(2.0, "--beta-knob"),
+    eta_knob: float = typer.Option(0.5, "--eta-knob", help=ETA_HELP),
+    beta_knob: float = typer.Option(2.0, "--beta-knob", help=BETA_HELP),
     save_groups: Path = typer.Option(
         None, "--save-groups", help="Also write the generated groups here."
     ),
     out: Path = typer.Option(None, help="Write every run to this .csv or .json file."),
+    plot: Path = typer.Option(None, help="Write a PNG plot to PREFIX-cluster.png."),
+    datasets: str | None = alias("--datasets"),
+    gpu: str | None = alias("--gpu"),
 ) -> None:
     """Simulate Alibaba-style groups of overlapping recurring jobs."""
     from zeus.simulate.groups import generate_groups, load_group_trace, write_group_trace
@@ -222,19 +251,23 @@ def cluster(
     from zeus.simulate.traces import WORKLOADS
 
     _check_out(out)
+    trace = _trace(pick(power_trace, gpu, "--power-trace", "--gpu", "v100"))
     if group_trace is not None:
         groups = load_group_trace(group_trace)
     else:
-        names = _csv_list(datasets, list(WORKLOADS), "dataset")
+        names = name_list(
+            pick(dataset, datasets, "--dataset", "--datasets", "all"), list(WORKLOADS), "dataset"
+        )
         groups = generate_groups(
             names, num_groups, seed, mean_jobs=mean_jobs, mean_concurrency=mean_concurrency
         )
         if save_groups is not None:
             write_group_trace(groups, save_groups)
     results = simulate_groups(
-        groups, gpu, policy=policy, seed=seed, eta_knob=eta_knob, beta_knob=beta_knob
+        groups, trace, policy=policy, seed=seed, eta_knob=eta_knob, beta_knob=beta_knob
     )
-    table = Table(title=f"{len(groups)} groups on {gpu}, policy {policy}, seed {seed}")
+    title = f"{len(groups)} groups on {trace}, policy {policy}, seed {seed}"
+    table = Table(title=title)
     for col in ("group", "jobs", "runs", "concurrent", "failed", "energy saved", "time change"):
         table.add_column(col, justify="left" if col == "group" else "right")
     for s, _ in results:
@@ -242,11 +275,19 @@ def cluster(
             s.group, str(s.jobs), str(s.runs), str(s.concurrent_runs), str(s.failed_runs),
             _pct(s.energy_saving), _change(s.time_change),
         )  # fmt: skip
-    make_console().print(table)
+    console = make_console()
+    console.print(table)
     if out is not None:
         from zeus.simulate.runs import GroupRun
 
         write_records([GroupRun.of(s.group, e) for s, h in results for e in h], out)
+        console.print(f"wrote {sum(len(h) for _, h in results)} runs to {out}")
+    if plot is not None:
+        from zeus.simulate.plots import plot_cluster
+
+        console.print(
+            f"wrote {plot_cluster([s for s, _ in results], title, f'{plot}-cluster.png')}"
+        )
 
 
 def register(app: typer.Typer) -> None:

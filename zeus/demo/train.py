@@ -124,17 +124,16 @@ def write_early_stop_result(train_loader: Any, monitor: Any, eta_knob: float) ->
 
     (`ZeusDataLoader` writes results only for runs that stop by its own rules.)"""
     import json
-    import os
 
     from zeus.cost import CostModel
 
+    config = train_loader.config
     history = train_loader.history
     energy_j, time_s = sum(r.energy_j for r in history), sum(r.time_s for r in history)
-    max_power_w = float(sum(gpu.max_power_limit_w for gpu in monitor.gpus))
-    cost_model = CostModel(eta_knob, max_power_w)
+    cost_model = CostModel(eta_knob, float(sum(gpu.max_power_limit_w for gpu in monitor.gpus)))
     engine = train_loader.power_limit_optimizer
     result = {
-        "job_id": os.environ.get("ZEUS_JOB_ID", "zeus"),
+        "job_id": config.job_id,
         "batch_size": train_loader.batch_size,
         "power_limit_w": None if engine is None else engine.chosen_power_limit_w,
         "epochs": len(history),
@@ -143,14 +142,12 @@ def write_early_stop_result(train_loader: Any, monitor: Any, eta_knob: float) ->
         "reached": False,
         "final_metric": history[-1].metric if history else None,
         "cost": cost_model.cost(energy_j, time_s),
-        "eta_knob": eta_knob,
-        "max_power_w": max_power_w,
+        "eta_knob": cost_model.eta_knob,
+        "max_power_w": cost_model.max_power_w,
         "stop_reason": "bso_server",
     }
-    log_dir = os.environ.get("ZEUS_LOG_DIR")
-    if log_dir:
-        path = Path(log_dir) / f"{result['job_id']}.result.json"
-        path.write_text(json.dumps(result, indent=2))
+    if config.result_path is not None:
+        config.result_path.write_text(json.dumps(result, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:

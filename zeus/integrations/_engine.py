@@ -28,6 +28,6 @@ def engine_from(
 
 def missing_framework(framework: str, extra: str) -> ImportError:
     """The error raised when an adapter's framework is not installed."""
-    return ImportError(
-        f"this Zeus integration needs {framework}: pip install 'zeus-energy[{extra}]'"
-    )
+    from zeus.extras import missing_extra_message
+
+    return ImportError(missing_extra_message("this Zeus integration", framework, extra))

@@ -10,7 +10,6 @@ import numpy as np
 from zeus.errors import ZeusConfigError
 from zeus.job import Job
 from zeus.policy import local_search_ts, pruning_gts
-from zeus.policy._jobs import job_from_dict, job_to_dict
 from zeus.policy.base import BatchSizeOptimizer
 
 
@@ -84,7 +83,7 @@ class PerJobCoreOptimizer(BatchSizeOptimizer):
             "seed": self.seed,
             "concurrency": self.concurrency,
             "params": dict(self.params),
-            "jobs": [{"job": job_to_dict(j), "state": s.to_dict()} for j, s in self.states.items()],
+            "jobs": [{"job": j.to_dict(), "state": s.to_dict()} for j, s in self.states.items()],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -92,7 +91,7 @@ class PerJobCoreOptimizer(BatchSizeOptimizer):
         self.concurrency = bool(state["concurrency"])
         self.params = dict(state["params"])
         self.states = {
-            job_from_dict(e["job"]): self.state_type.from_dict(e["state"]) for e in state["jobs"]
+            Job.from_dict(e["job"]): self.state_type.from_dict(e["state"]) for e in state["jobs"]
         }
 
 
@@ -176,10 +175,10 @@ class DefaultBatchSizeOptimizer(BatchSizeOptimizer):
         """Nothing to learn."""
 
     def state_dict(self) -> dict[str, Any]:
-        return {"jobs": [job_to_dict(j) for j in self.jobs]}
+        return {"jobs": [j.to_dict() for j in self.jobs]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.jobs = {job_from_dict(j) for j in state["jobs"]}
+        self.jobs = {Job.from_dict(j) for j in state["jobs"]}
 
 
 class GridSearchBatchSizeOptimizer(BatchSizeOptimizer):
@@ -215,7 +214,7 @@ class GridSearchBatchSizeOptimizer(BatchSizeOptimizer):
     def state_dict(self) -> dict[str, Any]:
         return {
             "jobs": [
-                {"job": job_to_dict(j), "pending": q, "best": self.best.get(j)}
+                {"job": j.to_dict(), "pending": q, "best": self.best.get(j)}
                 for j, q in self.pending.items()
             ]
         }
@@ -223,7 +222,7 @@ class GridSearchBatchSizeOptimizer(BatchSizeOptimizer):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.pending, self.best = {}, {}
         for e in state["jobs"]:
-            job = job_from_dict(e["job"])
+            job = Job.from_dict(e["job"])
             self.pending[job] = list(e["pending"])
             if e["best"] is not None:
                 self.best[job] = (float(e["best"][0]), int(e["best"][1]))

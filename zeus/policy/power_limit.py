@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from zeus.job import Job
-from zeus.policy._jobs import job_from_dict, job_to_dict
 from zeus.policy.base import PowerLimitOptimizer
 
 
@@ -44,7 +43,7 @@ class JITPowerLimitOptimizer(PowerLimitOptimizer):
         return {
             "entries": [
                 {
-                    "job": job_to_dict(job),
+                    "job": job.to_dict(),
                     "batch_size": bs,
                     "costs": [[p, c] for p, c in costs.items()],
                 }
@@ -54,7 +53,7 @@ class JITPowerLimitOptimizer(PowerLimitOptimizer):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch_costs = {
-            (job_from_dict(e["job"]), int(e["batch_size"])): {
+            (Job.from_dict(e["job"]), int(e["batch_size"])): {
                 int(p): float(c) for p, c in e["costs"]
             }
             for e in state["entries"]

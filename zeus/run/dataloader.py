@@ -12,7 +12,7 @@ The loader constructed with ``max_epochs`` is the *train loader*; any other is a
 Iterating the train loader drives the one power-limit engine,
 `zeus.optimizer.power_limit.GlobalPowerLimitOptimizer` (epoch begin/end around the pass, step
 begin/end around every batch), so profiling happens just in time in the first epoch. Every epoch
-(train + eval) is one monitor window; its energy–time cost (`zeus.cost.zeus_cost`) decides whether
+(train + eval) is one monitor window; its energy–time cost (`zeus.cost.CostModel`) decides whether
 the next epoch may start.
 
 Parameters: a constructor argument wins; an argument left as ``None`` is read from the ``ZEUS_*``
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader
 
-from zeus.cost import zeus_cost
+from zeus.cost import CostModel
 from zeus.errors import ZeusConfigError
 from zeus.run.dataloader_config import PROFILE_JOB, TRAIN_ONLY_ARGS, RunConfig, resolve_config
 
@@ -109,7 +109,7 @@ class _TrainRun:
 
     monitor: ZeusMonitor
     optimizer: GlobalPowerLimitOptimizer | None
-    max_power_w: float
+    cost_model: CostModel
     epoch: int = -1
     in_epoch: bool = False
     metric: float | None = None
@@ -298,7 +298,8 @@ class ZeusDataLoader(DataLoader[Any]):
             optimizer = self._make_optimizer(config, monitor)
         elif monitor.gpus:
             logger.info("ZeusDataLoader: observe only (use_optimal_pl is false), power limit kept")
-        return _TrainRun(monitor=monitor, optimizer=optimizer, max_power_w=max_power_w)
+        cost_model = CostModel(config.eta_knob, max_power_w)
+        return _TrainRun(monitor=monitor, optimizer=optimizer, cost_model=cost_model)
 
     def _make_optimizer(self, config: RunConfig, monitor: ZeusMonitor) -> GlobalPowerLimitOptimizer:
         from zeus.optimizer.power_limit import GlobalPowerLimitOptimizer, ZeusCost
@@ -374,7 +375,7 @@ class ZeusDataLoader(DataLoader[Any]):
         (energy_j,) = _reduce([measurement.total_energy_j], "sum")
         (time_s,) = _reduce([measurement.time_s], "max")
         run.reached, run.metric = _from_rank0(run.reached, run.metric)
-        cost = zeus_cost(energy_j, time_s, config.eta_knob, run.max_power_w)
+        cost = run.cost_model.cost(energy_j, time_s)
         run.history.append(EpochRecord(energy_j, time_s, cost, run.metric))
         logger.info(
             "ZeusDataLoader: epoch %d: %.1f J, %.2f s, cost %.1f, metric %s",
@@ -456,8 +457,8 @@ class ZeusDataLoader(DataLoader[Any]):
             "reached": stop_reason == "target",
             "final_metric": run.history[-1].metric if run.history else None,
             "cost": run.cost,
-            "eta_knob": config.eta_knob,
-            "max_power_w": run.max_power_w,
+            "eta_knob": run.cost_model.eta_knob,
+            "max_power_w": run.cost_model.max_power_w,
             "stop_reason": stop_reason,
         }
 

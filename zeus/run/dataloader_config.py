@@ -1,8 +1,8 @@
 """Parameters of a `ZeusDataLoader` training run: constructor arguments, else ``ZEUS_*`` variables.
 
 A constructor argument wins; an argument left as ``None`` is read from the environment variable
-that `ZeusMaster` sets for the jobs it launches (``ZEUS_TARGET_METRIC``, ``ZEUS_COST_THRESH``,
-``ZEUS_ETA_KNOB``, ``ZEUS_LOG_DIR``, ``ZEUS_JOB_ID``, ``ZEUS_PROFILE_PARAMS``,
+that `ZeusMaster` sets for the jobs it launches (`zeus.run.env.RUN_VARIABLES`: ``ZEUS_TARGET_METRIC``,
+``ZEUS_COST_THRESH``, ``ZEUS_ETA_KNOB``, ``ZEUS_LOG_DIR``, ``ZEUS_JOB_ID``, ``ZEUS_PROFILE_PARAMS``,
 ``ZEUS_USE_OPTIMAL_PL``); otherwise a default applies. When both are set and differ, a warning
 says which won. Every value is checked; errors name the argument or variable and the allowed range.
 """
@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zeus.cost import check_eta
 from zeus.errors import ZeusConfigError, check_range
+from zeus.run.env import RUN_VARIABLES, RunVariable, check_profile_params
 
 logger = logging.getLogger(__name__)
 
@@ -26,15 +28,8 @@ DEFAULT_PROFILE_PARAMS = (10, 40)
 DEFAULT_JOB_ID = "zeus"
 PROFILE_JOB = "zeus-dataloader"
 """Job name in the key of the power-limit profiles the train loader saves in ``log_dir``."""
-TRAIN_ONLY_ARGS = (
-    "target_metric",
-    "cost_thresh",
-    "eta_knob",
-    "log_dir",
-    "job_id",
-    "profile_params",
-    "use_optimal_pl",
-)
+TRAIN_ONLY_ARGS = tuple(var.key for var in RUN_VARIABLES)
+"""The constructor arguments that a ``ZEUS_*`` variable may supply (train loader only)."""
 
 
 @dataclass(frozen=True)
@@ -57,33 +52,6 @@ class RunConfig:
         return None if self.log_dir is None else self.log_dir / f"{self.job_id}.result.json"
 
 
-def _parse_float(name: str, raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise ZeusConfigError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _parse_bool(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ZeusConfigError(f"{name} must be one of true/false/1/0/yes/no, got {raw!r}")
-
-
-def _parse_profile_params(name: str, raw: str) -> tuple[int, int]:
-    parts = raw.split(",")
-    try:
-        warmup, measure = (int(p) for p in parts)
-    except ValueError:
-        raise ZeusConfigError(
-            f"{name} must be 'warmup,measure' (two integers, e.g. '10,40'), got {raw!r}"
-        ) from None
-    return warmup, measure
-
-
 def _check_job_id(name: str, job_id: str) -> None:
     if not job_id or "/" in job_id or "\\" in job_id or job_id in (".", ".."):
         raise ZeusConfigError(
@@ -91,40 +59,20 @@ def _check_job_id(name: str, job_id: str) -> None:
         )
 
 
-def _check_profile_params(name: str, params: tuple[int, int]) -> tuple[int, int]:
-    if len(params) != 2:
-        raise ZeusConfigError(f"{name} must be (warmup_steps, measure_steps), got {params!r}")
-    check_range(f"{name} warmup steps", params[0], ge=0)
-    check_range(f"{name} measure steps", params[1], ge=1)
-    return int(params[0]), int(params[1])
-
-
-_ENV_PARSERS: dict[str, tuple[str, Any]] = {
-    "target_metric": ("ZEUS_TARGET_METRIC", _parse_float),
-    "cost_thresh": ("ZEUS_COST_THRESH", _parse_float),
-    "eta_knob": ("ZEUS_ETA_KNOB", _parse_float),
-    "log_dir": ("ZEUS_LOG_DIR", lambda _name, raw: Path(raw)),
-    "job_id": ("ZEUS_JOB_ID", lambda _name, raw: raw),
-    "profile_params": ("ZEUS_PROFILE_PARAMS", _parse_profile_params),
-    "use_optimal_pl": ("ZEUS_USE_OPTIMAL_PL", _parse_bool),
-}
-
-
-def _pick(key: str, arg: Any, environ: Mapping[str, str]) -> tuple[Any, str] | None:
+def _pick(var: RunVariable, arg: Any, environ: Mapping[str, str]) -> tuple[Any, str] | None:
     """(value, where it came from) for one parameter: the argument, else its variable, else None."""
-    var, parse = _ENV_PARSERS[key]
-    raw = environ.get(var, "")
+    raw = environ.get(var.name, "")
     if arg is not None:
         if raw:
             try:
-                overridden = parse(var, raw) != arg
+                overridden = var.parse(raw, var.name) != arg
             except ZeusConfigError:
                 overridden = True
             if overridden:
-                logger.warning("%s=%r overrides %s=%r", key, arg, var, raw)
-        return arg, key
+                logger.warning("%s=%r overrides %s=%r", var.key, arg, var.name, raw)
+        return arg, var.key
     if raw:
-        return parse(var, raw), var
+        return var.parse(raw, var.name), var.name
     return None
 
 
@@ -139,14 +87,14 @@ def resolve_config(
     check_range("max_epochs", max_epochs, ge=1)
     values: dict[str, Any] = {}
     source: dict[str, str] = {}
-    for key in _ENV_PARSERS:
-        picked = _pick(key, args.get(key), environ)
+    for var in RUN_VARIABLES:
+        picked = _pick(var, args.get(var.key), environ)
         if picked is not None:
-            values[key], source[key] = picked
+            values[var.key], source[var.key] = picked
     if "cost_thresh" in values:
         check_range(source["cost_thresh"], values["cost_thresh"], gt=0)
     if "eta_knob" in values:
-        check_range(source["eta_knob"], values["eta_knob"], ge=0, le=1)
+        check_eta(values["eta_knob"], source["eta_knob"])
     if "target_metric" in values and not math.isfinite(values["target_metric"]):
         raise ZeusConfigError(f"{source['target_metric']} must be a finite number")
     if "job_id" in values:
@@ -154,8 +102,6 @@ def resolve_config(
     if "log_dir" in values:
         values["log_dir"] = Path(values["log_dir"])
     if "profile_params" in values:
-        params = _check_profile_params(
-            source["profile_params"], tuple(values.pop("profile_params"))
-        )
+        params = check_profile_params(tuple(values.pop("profile_params")), source["profile_params"])
         values["warmup_steps"], values["profile_steps"] = params
     return RunConfig(max_epochs=int(max_epochs), **values)

@@ -45,7 +45,7 @@ class RunRecord:
     energy_j: float | None = None
     time_s: float | None = None
     cost: float | None = None
-    """Energy–time cost of this run (`zeus.cost.zeus_cost`), when it wrote a result."""
+    """Energy–time cost of this run (`zeus.cost.CostModel`), when it wrote a result."""
     policy_cost: float | None = None
     """The cost the policy observed (a crash is observed as an expensive failure); None = not observed."""
     final_metric: float | None = None
@@ -116,6 +116,20 @@ class SeriesState:
             if run.status != "interrupted":
                 grouped.setdefault(run.recurrence, []).append(run)
         return [RecurrenceSummary(k, v) for k, v in sorted(grouped.items())]
+
+    def differences(self, other: SeriesState) -> list[str]:
+        """``field: saved value here, value there`` for every setting in which ``other`` differs
+        (the job field by field): a series resumes only with the same settings."""
+        found = []
+        for name in ("batch_sizes", "policy_name", "eta_knob", "beta_knob", "seed"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine != theirs:
+                found.append(f"{name}: {mine!r} saved, {theirs!r} now")
+        for key in sorted(set(self.job) | set(other.job)):
+            mine, theirs = self.job.get(key), other.job.get(key)
+            if mine != theirs:
+                found.append(f"job.{key}: {mine!r} saved, {theirs!r} now")
+        return found
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,6 +1,7 @@
 """The YAML job file of `zeus master run`: a recurring job, its candidates and the driver's knobs.
 
-Example (every field but the first seven has a default)::
+Example (every field but the first six has a default; ``num_recurrence`` may come from
+``zeus master run --recurrences`` instead)::
 
     command: python train.py --batch-size {bs} --lr {lr} --epochs {epochs} --seed {seed}
     optimizer: adam             # picks the learning-rate scaling (sqrt: Adam family, linear: SGD)
@@ -19,7 +20,7 @@ Example (every field but the first seven has a default)::
     policy: local-search-ts     # local-search-ts | pruning-gts | default | grid-search | "package.module:Class"
     policy_args: {window_size: 0}
     max_tries: 10
-    profile_params: "2,5"       # warmup,measure steps per power limit (ZEUS_PROFILE_PARAMS)
+    profile_params: "10,40"     # warmup,measure steps per power limit (ZEUS_PROFILE_PARAMS)
     use_optimal_pl: true
     env: {ZEUS_GPU: "replay:a40-resnet50"}
 """
@@ -28,19 +29,22 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
     PositiveInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
+from zeus.cost import check_eta
 from zeus.errors import ZeusConfigError
 from zeus.job import Job
 from zeus.policy.base import BatchSizeOptimizer
@@ -52,28 +56,40 @@ from zeus.policy.registry import (
     policy_class,
     policy_names,
 )
+from zeus.run.env import parse_profile_params
+from zeus.run.launch import check_template
+from zeus.validation import config_error, problems
 
 
 class JobFile(BaseModel):
-    """One recurring job for `ZeusMaster` (validated; unknown fields are errors)."""
+    """One recurring job for `ZeusMaster` (validated; unknown fields are errors).
+
+    Validate with `parse_job_file` / `load_job_file`: they pass the job file's folder (``workdir``
+    is checked against it) and report every problem of the file at once, worded for people.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    command: str | list[str] = Field(min_length=1)
-    optimizer: str = Field(min_length=1)
-    target_metric: float
-    max_epochs: PositiveInt
-    default_batch_size: PositiveInt = Field(
-        validation_alias=AliasChoices("default_batch_size", "b0")
+    command: str | list[str] = Field(
+        min_length=1, description="the command template, e.g. python train.py --batch-size {bs}"
     )
-    batch_sizes: list[PositiveInt] = Field(min_length=1)
-    num_recurrence: PositiveInt
+    optimizer: str = Field(min_length=1, description="the training optimizer, e.g. adam or sgd")
+    target_metric: float = Field(description="the validation metric the job must reach")
+    max_epochs: PositiveInt = Field(description="the most epochs one run may train")
+    batch_sizes: list[PositiveInt] = Field(
+        min_length=1, description="the candidate batch sizes, e.g. [32, 64, 128]"
+    )
+    default_batch_size: PositiveInt = Field(
+        validation_alias=AliasChoices("default_batch_size", "b0"),
+        description="b0, the batch size the job was tuned at (one of batch_sizes)",
+    )
+    num_recurrence: PositiveInt | None = None
     learning_rate: float | None = Field(default=None, gt=0)
     higher_is_better: bool = True
     workdir: str = "."
     dataset: str = Field(default="custom", min_length=1)
     network: str = Field(default="custom", min_length=1)
-    eta_knob: float = Field(default=0.5, ge=0, le=1)
+    eta_knob: Annotated[float, AfterValidator(lambda eta: check_eta(eta))] = 0.5
     beta_knob: float | None = Field(default=2.0, gt=0)
     seed: int = 0
     policy: str = DEFAULT_POLICY
@@ -82,6 +98,28 @@ class JobFile(BaseModel):
     profile_params: str | None = None
     use_optimal_pl: bool = True
     env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("command")
+    @classmethod
+    def _known_placeholders(cls, value: str | list[str]) -> str | list[str]:
+        check_template(_split(value))
+        return value
+
+    @field_validator("default_batch_size")
+    @classmethod
+    def _among_candidates(cls, value: int, info: ValidationInfo) -> int:
+        candidates = info.data.get("batch_sizes")
+        if candidates is not None and value not in candidates:
+            raise ValueError(f"{value} is not one of batch_sizes {sorted(candidates)}")
+        return value
+
+    @field_validator("workdir")
+    @classmethod
+    def _existing_folder(cls, value: str, info: ValidationInfo) -> str:
+        base_dir = (info.context or {}).get("base_dir")
+        if base_dir is not None and not (Path(base_dir) / value).is_dir():
+            raise ValueError(f"{(Path(base_dir) / value).resolve()} is not a folder")
+        return value
 
     @field_validator("policy")
     @classmethod
@@ -102,15 +140,14 @@ class JobFile(BaseModel):
         return value
 
     def command_args(self) -> tuple[str, ...]:
-        return tuple(shlex.split(self.command) if isinstance(self.command, str) else self.command)
+        return _split(self.command)
+
+    def profile_steps(self) -> tuple[int, int] | None:
+        """``profile_params`` as ``(warmup, measure)``; None = the run's default."""
+        return None if self.profile_params is None else parse_profile_params(self.profile_params)
 
     def to_job(self, base_dir: Path) -> Job:
         """The `Job`, with ``workdir`` resolved against ``base_dir`` (the job file's folder)."""
-        if self.default_batch_size not in self.batch_sizes:
-            raise ZeusConfigError(
-                f"default_batch_size {self.default_batch_size} must be one of batch_sizes "
-                f"{sorted(self.batch_sizes)}"
-            )
         return Job(
             dataset=self.dataset,
             network=self.network,
@@ -130,43 +167,34 @@ class JobFile(BaseModel):
         try:
             return make_batch_size_optimizer(self.policy, self.seed, self.policy_args)
         except ZeusConfigError as e:
-            raise ZeusConfigError(f"field 'policy': {e}") from e
+            raise ZeusConfigError(f"policy_args: {e}") from e
 
 
-def parse_profile_params(text: str) -> tuple[int, int]:
-    """``"warmup,measure"`` -> ``(warmup, measure)``, both integers, measure >= 1."""
-    parts = text.split(",")
-    try:
-        warmup, measure = (int(p) for p in parts)
-    except ValueError:
-        raise ZeusConfigError(
-            f"profile_params must be 'warmup,measure' (two integers), got {text!r}"
-        ) from None
-    if warmup < 0 or measure < 1:
-        raise ZeusConfigError(f"profile_params needs warmup >= 0 and measure >= 1, got {text!r}")
-    return warmup, measure
+def _split(command: str | list[str]) -> tuple[str, ...]:
+    return tuple(shlex.split(command) if isinstance(command, str) else command)
 
 
-def _describe(error: ValidationError, source: str) -> str:
-    problems = []
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        problems.append(f"field '{field}': {item['msg']}")
-    return f"{source}: " + "; ".join(problems)
+def parse_job_file(
+    data: Any, source: str = "job file", base_dir: str | Path | None = None
+) -> JobFile:
+    """Validate parsed YAML; one `ZeusConfigError` listing every problem, each naming its field.
 
-
-def parse_job_file(data: Any, source: str = "job file") -> JobFile:
-    """Validate parsed YAML; `ZeusConfigError` naming every bad or missing field."""
+    ``base_dir`` (the job file's folder) makes ``workdir`` checked as an existing folder.
+    """
+    if data is None:
+        raise ZeusConfigError(f"{source}: the file is empty; it needs the fields of a job")
     if not isinstance(data, dict):
-        raise ZeusConfigError(f"{source}: must be a mapping of fields, got {type(data).__name__}")
+        raise ZeusConfigError(
+            f"{source}: must be a mapping of fields (name: value), not a list or text"
+        )
     try:
-        return JobFile.model_validate(data)
+        return JobFile.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as e:
-        raise ZeusConfigError(_describe(e, source)) from None
+        raise config_error(source, problems(e, JobFile)) from None
 
 
 def load_job_file(path: str | Path) -> JobFile:
-    """Read and validate a YAML job file."""
+    """Read and validate a YAML job file (``workdir`` relative to the file's folder)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -174,4 +202,4 @@ def load_job_file(path: str | Path) -> JobFile:
         raise ZeusConfigError(f"cannot read job file {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise ZeusConfigError(f"{path} is not valid YAML: {e}") from None
-    return parse_job_file(data, str(path))
+    return parse_job_file(data, str(path), path.parent)

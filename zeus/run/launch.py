@@ -7,9 +7,10 @@ own handlers restore power limits), waits for it, and re-raises ``KeyboardInterr
 
 from __future__ import annotations
 
+import collections
 import logging
-import math
 import os
+import shutil
 import signal
 import string
 import subprocess
@@ -22,6 +23,20 @@ from pathlib import Path
 from types import FrameType
 
 from zeus.errors import ZeusConfigError
+from zeus.run.env import ZeusRunEnv
+
+# ZeusRunEnv is defined with the variables it writes (zeus.run.env); drivers import it from here too.
+__all__ = [
+    "PLACEHOLDERS",
+    "LaunchOutcome",
+    "ZeusRunEnv",
+    "check_executable",
+    "check_template",
+    "fill_template",
+    "format_lr",
+    "launch",
+    "log_tail",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +64,31 @@ def check_template(command: Sequence[str]) -> None:
                 )
 
 
+def check_executable(command: Sequence[str], workdir: Path, env: Mapping[str, str]) -> None:
+    """Raise `ZeusConfigError` unless ``command[0]`` can be started from ``workdir`` with ``env``'s
+    PATH (a template in the program name is not checked)."""
+    program = command[0]
+    if "{" in program:
+        return
+    if os.sep in program:
+        path = workdir / program
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ZeusConfigError(
+                f"command: {program!r} is not an executable file (looked in {workdir})"
+            )
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise ZeusConfigError(f"command: {program!r} is not found on PATH; is it installed?")
+
+
+def log_tail(log_path: str | Path, lines: int = 10) -> list[str]:
+    """The last ``lines`` lines of a run's log (empty when it has none)."""
+    try:
+        with open(log_path, errors="replace") as log:
+            return [line.rstrip("\n") for line in collections.deque(log, maxlen=lines)]
+    except OSError:
+        return []
+
+
 def fill_template(command: Sequence[str], values: Mapping[str, object]) -> list[str]:
     """The command with every placeholder replaced; ``values`` must hold all of `PLACEHOLDERS`."""
     check_template(command)
@@ -58,35 +98,6 @@ def fill_template(command: Sequence[str], values: Mapping[str, object]) -> list[
 def format_lr(lr: float | None) -> str:
     """A learning rate as a short, exact-enough string ("" when the job has none)."""
     return "" if lr is None else f"{lr:.6g}"
-
-
-@dataclass(frozen=True)
-class ZeusRunEnv:
-    """The ``ZEUS_*`` variables of one run (spec: training-integration.md)."""
-
-    target_metric: float
-    log_dir: Path
-    job_id: str
-    cost_thresh: float | None
-    eta_knob: float
-    profile_params: tuple[int, int] | None
-    use_optimal_pl: bool
-
-    def as_env(self) -> dict[str, str]:
-        thresh = self.cost_thresh
-        env = {
-            "ZEUS_TARGET_METRIC": repr(self.target_metric),
-            "ZEUS_LOG_DIR": str(self.log_dir),
-            "ZEUS_JOB_ID": self.job_id,
-            "ZEUS_COST_THRESH": "inf"
-            if thresh is None or not math.isfinite(thresh)
-            else repr(thresh),
-            "ZEUS_ETA_KNOB": repr(self.eta_knob),
-            "ZEUS_USE_OPTIMAL_PL": "true" if self.use_optimal_pl else "false",
-        }
-        if self.profile_params is not None:
-            env["ZEUS_PROFILE_PARAMS"] = f"{self.profile_params[0]},{self.profile_params[1]}"
-        return env
 
 
 @dataclass(frozen=True)

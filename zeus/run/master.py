@@ -14,22 +14,29 @@ output), ``logs/<job_id>.result.json`` (each run's result), and whatever profile
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from zeus.cost import check_eta, zeus_cost
+from zeus.cost import CostModel, check_eta
 from zeus.errors import ZeusConfigError, ZeusError, check_range
 from zeus.job import Job
 from zeus.policy.base import BatchSizeOptimizer
 from zeus.policy.lr_scaling import Rule, rule_for_optimizer, scale_lr
 from zeus.run.history import RecurrenceSummary, RunRecord, SeriesState, load_series, save_series
-from zeus.run.launch import ZeusRunEnv, check_template, fill_template, format_lr, launch
+from zeus.run.launch import (
+    ZeusRunEnv,
+    check_executable,
+    check_template,
+    fill_template,
+    format_lr,
+    launch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +45,29 @@ CRASH_PENALTY_FACTOR = 100.0
 
 
 class SeriesFailedError(ZeusError):
-    """A recurrence could not reach the target within its tries, or the job keeps crashing."""
+    """A recurrence could not reach the target within its tries, or the job keeps crashing.
+
+    ``log_path`` is the log of the last run (its last lines usually say why).
+    """
+
+    def __init__(self, message: str, log_path: str) -> None:
+        super().__init__(message)
+        self.log_path = log_path
+
+
+class SeriesMismatchError(ZeusConfigError):
+    """The run directory holds a series of another job or configuration.
+
+    ``differences`` names each field that differs, with the saved and the new value.
+    """
+
+    def __init__(self, run_dir: Path, differences: list[str]) -> None:
+        super().__init__(
+            f"{run_dir} holds another series ({'; '.join(differences)}); resume it unchanged or "
+            "use another run directory"
+        )
+        self.run_dir = run_dir
+        self.differences = differences
 
 
 class MasterListener:
@@ -79,17 +108,6 @@ class JobChoosesBatchSize(BatchSizeOptimizer):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Stateless."""
-
-
-def job_to_json(job: Job) -> dict[str, Any]:
-    data = dataclasses.asdict(job)
-    if data["command"] is not None:
-        data["command"] = list(data["command"])
-    return data
-
-
-def job_from_json(data: Mapping[str, Any]) -> Job:
-    return Job(**data)
 
 
 def _safe_name(text: str) -> str:
@@ -167,7 +185,7 @@ class ZeusMaster:
         ``KeyboardInterrupt``; calling ``run`` again with the same arguments resumes.
         """
         check_range("num_recurrence", num_recurrence, ge=1)
-        self._check_job(job, batch_sizes)
+        self.check(job, batch_sizes)
         state = self._open_series(job, batch_sizes)
         self.state = state
         crashes_in_a_row = 0
@@ -179,18 +197,22 @@ class ZeusMaster:
             if len(tries) >= self.max_tries:
                 raise SeriesFailedError(
                     f"recurrence {recurrence} failed {len(tries)} times (max_tries={self.max_tries}); "
-                    f"last log: {tries[-1].log_path}"
+                    f"last log: {tries[-1].log_path}",
+                    tries[-1].log_path,
                 )
             record = self._one_run(job, state, recurrence, len(tries) + 1)
             crashes_in_a_row = crashes_in_a_row + 1 if record.status == "crashed" else 0
             if crashes_in_a_row >= self.max_consecutive_crashes:
                 raise SeriesFailedError(
                     f"the job crashed {crashes_in_a_row} times in a row (exit code "
-                    f"{record.exit_code}); see {record.log_path}"
+                    f"{record.exit_code}); see {record.log_path}",
+                    record.log_path,
                 )
         return state
 
-    def _check_job(self, job: Job, batch_sizes: list[int]) -> None:
+    def check(self, job: Job, batch_sizes: list[int]) -> None:
+        """Everything `run` checks before it writes or launches anything: the job, its command, the
+        batch sizes, and that ``run_dir`` holds no other series (`SeriesMismatchError`)."""
         if job.command is None:
             raise ZeusConfigError("Job.command must be set: ZeusMaster launches it")
         check_template(job.command)
@@ -202,30 +224,34 @@ class ZeusMaster:
             )
         if job.default_lr is not None and self.lr_rule is None:
             rule_for_optimizer(job.optimizer)  # fail now, not after the first run
-        if job.workdir is not None and not Path(job.workdir).is_dir():
+        workdir = Path(job.workdir or ".")
+        if not workdir.is_dir():
             raise ZeusConfigError(f"Job.workdir {job.workdir!r} is not a directory")
+        check_executable(job.command, workdir, {**os.environ, **self.env})
+        saved = load_series(self.run_dir)
+        if saved is not None:
+            differences = saved.differences(self._fresh_series(job, batch_sizes))
+            if differences:
+                raise SeriesMismatchError(self.run_dir, differences)
 
-    def _open_series(self, job: Job, batch_sizes: list[int]) -> SeriesState:
-        """Load the series in ``run_dir`` (checking it is the same job) or start a new one."""
-        fresh = SeriesState(
-            job=job_to_json(job),
+    def _fresh_series(self, job: Job, batch_sizes: list[int]) -> SeriesState:
+        return SeriesState(
+            job=job.to_dict(),
             batch_sizes=sorted(batch_sizes),
             policy_name=self.policy.name,
             eta_knob=self.eta_knob,
             beta_knob=self.beta_knob,
             seed=self.seed,
         )
+
+    def _open_series(self, job: Job, batch_sizes: list[int]) -> SeriesState:
+        """Load the series in ``run_dir`` (`check` made sure it is this one) or start a new one."""
         saved = load_series(self.run_dir)
         self.policy.register_job(job, sorted(batch_sizes))
         if saved is None:
+            fresh = self._fresh_series(job, batch_sizes)
             save_series(self.run_dir, fresh)
             return fresh
-        for name in ("job", "batch_sizes", "policy_name", "eta_knob", "beta_knob", "seed"):
-            if json.dumps(getattr(saved, name)) != json.dumps(getattr(fresh, name)):
-                raise ZeusConfigError(
-                    f"{self.run_dir} holds a series with a different {name} "
-                    f"({getattr(saved, name)!r}); resume it unchanged or use another run directory"
-                )
         self._restore_policy(job, saved)
         logger.info(
             "Resuming %s: %d runs, %d recurrences done",
@@ -355,26 +381,11 @@ class ZeusMaster:
             except json.JSONDecodeError as e:
                 record.message = f"unreadable result file {result_path}: {e}"
         if result is not None:
-            record.power_limit_w = result.get("power_limit_w")
-            record.epochs = result.get("epochs")
-            record.energy_j = float(result["energy_j"])
-            record.time_s = float(result["time_s"])
-            record.final_metric = result.get("final_metric")
-            record.max_power_w = float(result["max_power_w"])
-            record.cost = float(
-                zeus_cost(record.energy_j, record.time_s, self.eta_knob, record.max_power_w)
-            )
-            reported = int(result.get("batch_size", record.batch_size))
-            if reported != record.batch_size:
-                if not getattr(self.policy, "job_chooses_batch_size", False):
-                    logger.warning(
-                        "Run %s reports batch size %d, launched with %d; recording %d",
-                        record.job_id,
-                        reported,
-                        record.batch_size,
-                        reported,
-                    )
-                record.batch_size = reported
+            try:
+                self._read_result(record, result)
+            except (KeyError, TypeError, ValueError) as e:  # ZeusConfigError is a ValueError
+                record.message = f"malformed result file {result_path}: {e}"
+                result = None
         if record.exit_code != 0:
             record.status = "crashed"
             record.message = record.message or f"exited with code {record.exit_code}"
@@ -390,6 +401,28 @@ class ZeusMaster:
             logger.error("Run %s wrote no result; log: %s", record.job_id, record.log_path)
         else:
             record.status = "reached" if result.get("reached") else "failed"
+
+    def _read_result(self, record: RunRecord, result: dict[str, Any]) -> None:
+        """Copy a run's result into ``record`` and cost it with this series' eta."""
+        record.power_limit_w = result.get("power_limit_w")
+        record.epochs = result.get("epochs")
+        record.energy_j = float(result["energy_j"])
+        record.time_s = float(result["time_s"])
+        record.final_metric = result.get("final_metric")
+        record.max_power_w = float(result["max_power_w"])
+        cost_model = CostModel(self.eta_knob, record.max_power_w)
+        record.cost = float(cost_model.cost(record.energy_j, record.time_s))
+        reported = int(result.get("batch_size", record.batch_size))
+        if reported != record.batch_size:
+            if not getattr(self.policy, "job_chooses_batch_size", False):
+                logger.warning(
+                    "Run %s reports batch size %d, launched with %d; recording %d",
+                    record.job_id,
+                    reported,
+                    record.batch_size,
+                    reported,
+                )
+            record.batch_size = reported
 
     def _observe(self, job: Job, state: SeriesState, record: RunRecord) -> None:
         """Feed the run's outcome to the policy (crashes count as expensive failures)."""

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from zeus.simulate.job_run import HistoryEntry
 from zeus.simulate.report import Config, default_config, expected_config, oracle_config, recurrences
 from zeus.simulate.traces import WorkloadTable
+
+if TYPE_CHECKING:
+    from zeus.simulate.runs import GroupSummary
+    from zeus.simulate.sweep import CellResult
 
 
 def _pyplot() -> Any:
@@ -88,6 +93,49 @@ def plot_configs(
     ax.set_xlabel("expected time to target (s)")
     ax.set_ylabel("expected energy to target (J)")
     ax.set_title(f"Every configuration of {table.job.name} on {table.gpu}")
+    ax.legend(fontsize=8)
+    return _save(fig, plt, path)
+
+
+def plot_sweep(results: Sequence[CellResult], title: str, path: str | Path) -> Path:
+    """Energy saved over the last 10 recurrences per workload (bars per GPU): mean over seeds, the
+    whiskers spanning the seeds' lowest to highest."""
+    plt = _pyplot()
+    saved: dict[tuple[str, str], list[float]] = {}
+    for r in results:
+        saved.setdefault((r.task.dataset, r.task.gpu), []).append(
+            100 * r.metrics.last10_energy_saving
+        )
+    workloads = list(dict.fromkeys(w for w, _ in saved))
+    gpus = list(dict.fromkeys(g for _, g in saved))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(workloads)), 4.5))
+    width = 0.8 / len(gpus)
+    for k, gpu in enumerate(gpus):
+        cells = [saved.get((w, gpu), [np.nan]) for w in workloads]
+        means = np.array([np.mean(c) for c in cells])
+        spread = [means - [min(c) for c in cells], [max(c) for c in cells] - means]
+        x = np.arange(len(workloads)) + (k - (len(gpus) - 1) / 2) * width
+        ax.bar(x, means, width, yerr=spread, capsize=2, label=gpu)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(len(workloads)), workloads, rotation=15)
+    ax.set_ylabel("energy saved vs Default, last 10 (%)")
+    ax.set_title(title)
+    ax.legend(title="GPU", fontsize=8)
+    return _save(fig, plt, path)
+
+
+def plot_cluster(summaries: Sequence[GroupSummary], title: str, path: str | Path) -> Path:
+    """Energy saved and time change of every group against running all its jobs at Default."""
+    plt = _pyplot()
+    names = [s.group for s in summaries]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(names)), 4.5))
+    ax.bar(x - 0.2, [100 * s.energy_saving for s in summaries], 0.4, label="energy saved")
+    ax.bar(x + 0.2, [100 * s.time_change for s in summaries], 0.4, label="time change")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylabel("vs Default (%)")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     return _save(fig, plt, path)
 

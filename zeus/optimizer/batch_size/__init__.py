@@ -1,4 +1,4 @@
-"""Batch size optimizer (BSO): the client that training scripts use, and the server (`.server`)."""
+"""Batch size optimizer (BSO): the client that training scripts use (the server is `zeus.server`)."""
 
 from zeus.optimizer.batch_size.client import (
     BatchSizeOptimizer,

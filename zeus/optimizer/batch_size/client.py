@@ -2,7 +2,8 @@
 
 Each launch of a recurring job is one *trial*: the client registers the job (idempotent), asks the
 server for this trial's batch size, reports cumulative time and energy after every validation, and
-stops when the server says so. The wire format is ``specs/bso-http-api.md``.
+stops when the server says so. The wire format is the server's (`zeus.optimizer.batch_size.schemas`;
+endpoints in docs/bso-server.md).
 
 If the process dies before the server ended the trial (exception, SIGTERM/SIGINT, exit), the client
 ends the trial as failed, so the server does not wait for it until its lease expires.
@@ -29,6 +30,7 @@ from zeus.errors import ZeusConfigError, ZeusError, ZeusServerError, check_range
 from zeus.optimizer.batch_size import schemas
 from zeus.optimizer.batch_size._client_guard import FailureGuard
 from zeus.optimizer.batch_size._client_http import BSOHttp
+from zeus.validation import config_error, problems
 
 if TYPE_CHECKING:
     from zeus.monitor import ZeusMonitor
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _WINDOW = "zeus.bso.trial"
+_GPU_PLACEHOLDERS = {"max_power": 1.0, "number_of_gpus": 1, "gpu_model": "unknown"}
+"""Stand-ins for GPU facts not given yet (`JobSpec.resolved` fills them from the monitor)."""
 
 
 class ZeusBSOEarlyStop(ZeusError):
@@ -83,41 +87,25 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "batch_sizes", tuple(self.batch_sizes))
-        if self.job_id is None and os.environ.get("ZEUS_JOB_ID"):
+        from_env = self.job_id is None and bool(os.environ.get("ZEUS_JOB_ID"))
+        if from_env:
             object.__setattr__(self, "job_id", os.environ["ZEUS_JOB_ID"])
-        self._validate()
+        self._validate(from_env)
 
-    def _validate(self) -> None:
-        if not self.job_id_prefix:
-            raise ZeusConfigError("JobSpec.job_id_prefix must be a non-empty string")
-        if self.job_id is not None and not self.job_id.startswith(self.job_id_prefix):
-            raise ZeusConfigError(
-                f"JobSpec.job_id must start with job_id_prefix {self.job_id_prefix!r}, "
-                f"got {self.job_id!r} (set from ZEUS_JOB_ID when not given)"
-            )
-        if not self.batch_sizes or len(set(self.batch_sizes)) != len(self.batch_sizes):
-            raise ZeusConfigError("JobSpec.batch_sizes must be a non-empty list of distinct ints")
-        for bs in self.batch_sizes:
-            check_range("JobSpec.batch_sizes[]", bs, ge=1)
-        if self.default_batch_size not in self.batch_sizes:
-            raise ZeusConfigError(
-                f"JobSpec.default_batch_size must be one of {sorted(self.batch_sizes)}, "
-                f"got {self.default_batch_size}"
-            )
-        check_range("JobSpec.eta_knob", self.eta_knob, ge=0, le=1)
-        if self.beta_knob is not None:
-            check_range("JobSpec.beta_knob", self.beta_knob, gt=0)
-        check_range("JobSpec.max_epochs", self.max_epochs, ge=1)
-        check_range("JobSpec.num_pruning_rounds", self.num_pruning_rounds, ge=0)
-        check_range("JobSpec.window_size", self.window_size, ge=0)
-        check_range("JobSpec.mab_prior_precision", self.mab_prior_precision, ge=0)
-        check_range("JobSpec.mab_num_explorations", self.mab_num_explorations, ge=0)
-        if self.max_power is not None:
-            check_range("JobSpec.max_power", self.max_power, gt=0)
-        if self.number_of_gpus is not None:
-            check_range("JobSpec.number_of_gpus", self.number_of_gpus, ge=1)
-        if self.gpu_model is not None and not self.gpu_model:
-            raise ZeusConfigError("JobSpec.gpu_model must be a non-empty string")
+    def _validate(self, job_id_from_env: bool) -> None:
+        """The server's own rules (`schemas.JobSpecFromClient`), so that a bad spec fails in the
+        training script before any request; GPU facts left to the monitor are checked later."""
+        body = self.to_wire()
+        for name, placeholder in _GPU_PLACEHOLDERS.items():
+            if body[name] is None:
+                body[name] = placeholder
+        try:
+            schemas.JobSpecFromClient.model_validate(body)
+        except ValidationError as e:
+            found = problems(e, schemas.JobSpecFromClient)
+            if job_id_from_env:
+                found = [f"{p} (job_id comes from ZEUS_JOB_ID when not given)" for p in found]
+            raise config_error("JobSpec", found, sep=".") from None
 
     def resolved(self, monitor: ZeusMonitor, world_size: int = 1) -> JobSpec:
         """Fill ``max_power``, ``number_of_gpus`` and ``gpu_model`` from the monitor's GPUs.
@@ -150,9 +138,7 @@ class JobSpec:
         try:
             model = schemas.JobSpecFromClient.model_validate(self.to_wire())
         except ValidationError as e:
-            first = e.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise ZeusConfigError(f"JobSpec.{field}: {first['msg']}") from None
+            raise config_error("JobSpec", problems(e, schemas.JobSpecFromClient), sep=".") from None
         return model.model_dump(mode="json")
 
 

@@ -1,9 +1,9 @@
 """Wire models of the batch size optimizer (BSO) HTTP API, shared by the server and the client.
 
-The format is fixed by ``specs/bso-http-api.md`` (existing training scripts speak it). Validation
-rejects at registration whatever would break the job later: integers that overflow the database's
-64-bit columns, names longer than its columns, non-finite floats, duplicate or non-positive batch
-sizes. Validators raise `ZeusConfigError` (a `ValueError`), so pydantic reports them as 422 details.
+The format is the one existing Zeus training scripts speak (endpoints in docs/bso-server.md).
+Validation rejects at registration whatever would break the job later: integers that overflow the
+database's 64-bit columns, names longer than its columns, non-finite floats, duplicate or
+non-positive batch sizes. Validators raise `ZeusConfigError` (a `ValueError`), so pydantic reports them as 422 details.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from zeus.cost import check_eta, zeus_cost
+from zeus.cost import CostModel, check_eta
 from zeus.errors import ZeusConfigError, check_range
 from zeus.policy.power_limit import cheapest_limit
 
@@ -144,11 +144,9 @@ class ZeusCost(OptimumSelector):
         self, measurements: Sequence[PowerLimitMeasurement], context: SelectionContext
     ) -> dict[int, float]:
         num_gpus = self.world_size if self.world_size is not None else context.num_gpus
-        max_power_w = float(context.max_power_limit_w * num_gpus)
+        model = CostModel(self.eta_knob, float(context.max_power_limit_w * num_gpus))
         return {
-            m.power_limit_w: zeus_cost(
-                m.energy_per_step_j, m.time_per_step_s, self.eta_knob, max_power_w
-            )
+            m.power_limit_w: model.cost(m.energy_per_step_j, m.time_per_step_s)
             for m in measurements
         }
 
