@@ -86,7 +86,7 @@ def test_server_deployment_is_replicated_probed_and_bounded() -> None:
 
 
 def test_services_select_their_pods() -> None:
-    workloads = _by_kind("Deployment") + _by_kind("StatefulSet")
+    workloads = _by_kind("Deployment") + _by_kind("StatefulSet") + _by_kind("DaemonSet")
     for service in _by_kind("Service"):
         selector = service["spec"]["selector"].items()
         assert any(

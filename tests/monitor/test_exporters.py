@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from zeus.device.replay import ReplayGPU
 from zeus.errors import ZeusConfigError
 from zeus.monitor import PowerMonitor, PrometheusExporter, ZeusMonitor
+from zeus.monitor.energy import Measurement
 from zeus.monitor.exporters import default_window_label, exporter_from_env
 
 
@@ -80,7 +81,8 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
         pytest.skip("prometheus-pushgateway is not installed (scripts/install-services.sh)")
     port = _free_port()
     process = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}"],
+        # In memory only: Debian's default persists to /var/lib/prometheus, shared by every run.
+        [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -202,3 +204,48 @@ def test_exactly_one_of_pull_or_push() -> None:
     with pytest.raises(ZeusConfigError, match="exactly one of port"):
         PrometheusExporter("j", port=0, pushgateway="http://x")
     assert os.environ.get("ZEUS_METRICS") is None
+
+
+def test_windows_of_one_label_share_their_series() -> None:
+    """A window per epoch must not grow the exporter's memory with the epoch count."""
+    exporter = PrometheusExporter("j", port=0)
+    try:
+        measurement = Measurement(1.0, {0: 2.0}, None, None, "counter")
+        for epoch in range(50):
+            exporter.observe_window(f"zeus-dataloader-epoch-{epoch}", measurement)
+        assert len(exporter._series) == 1
+        samples = _samples(httpx.get(f"http://127.0.0.1:{exporter.port}/metrics").text)
+    finally:
+        exporter.close()
+    labels = {"job_id": "j", "window": "zeus-dataloader-epoch"}
+    assert _value(samples, "zeus_window_energy_joules_total", **labels, gpu="0") == 100.0
+
+
+def test_a_job_that_exits_pushes_its_last_windows(tmp_path: Path, pushgateway: str) -> None:
+    """ZEUS_METRICS=push: nobody calls close(), yet the windows of a process that just exits reach
+    the gateway (the exporter is closed at exit)."""
+    code = (
+        "from zeus.device.replay import ReplayGPU\n"
+        "from zeus.monitor import ZeusMonitor\n"
+        f"gpu = ReplayGPU('a40-resnet50', state_dir={str(tmp_path)!r})\n"
+        "monitor = ZeusMonitor(gpus=[gpu], cpus=[], sync_execution_with='none')\n"
+        "for epoch in range(3):\n"
+        "    with monitor.window(f'zeus-dataloader-epoch-{epoch}'):\n"
+        "        monitor.step(64)\n"
+        "print(gpu.energy_j())\n"
+    )
+    env = dict(os.environ, ZEUS_METRICS=f"push:{pushgateway}", ZEUS_JOB_ID="short-job")
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    samples = _samples(httpx.get(f"{pushgateway}/metrics").text)
+    labels = {
+        "job": "zeus",
+        "instance": "",
+        "job_id": "short-job",
+        "window": "zeus-dataloader-epoch",
+    }
+    assert _value(samples, "zeus_windows_total", **labels) == 3.0  # the first push had one
+    assert _value(samples, "zeus_window_energy_joules_total", **labels, gpu="0") == pytest.approx(
+        float(out.stdout)
+    )

@@ -1,12 +1,13 @@
 """`create_app(settings)`: the node agent as a FastAPI app.
 
 State lives on ``app.state``: ``book`` (the leases, with the devices, journal, audit log and
-allow-list), ``instance`` (this process's id, which clients use to notice a restart) and
-``backend``. Background work runs as lifespan tasks on the event loop (today the holder watcher; a
-power sampler for metrics fits beside it), so every device call stays on one thread.
+allow-list), ``instance`` (this process's id, which clients use to notice a restart), ``backend``,
+and with metrics on, ``meter`` and ``metrics`` (its Prometheus registry). Background work runs as
+lifespan tasks on the event loop (the holder watcher, the metrics sampler), so every device call
+stays on one thread.
 
-One ASGI guard in front (bearer token for remote callers, body size limit, a bare 500 for anything
-unexpected) and one exception handler per error family.
+One ASGI guard in front (bearer token for remote callers, the metrics listener's one path, body
+size limit, a bare 500 for anything unexpected) and one exception handler per error family.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from zeus.agent.devices import Devices
 from zeus.agent.errors import AgentError
 from zeus.agent.journal import Journal
 from zeus.agent.leases import LeaseBook
+from zeus.agent.meter import Meter
 from zeus.agent.routes import PEER_KEY, router
 from zeus.agent.settings import AgentSettings
 from zeus.device.base import GPU
@@ -50,6 +52,7 @@ class Guard:
         self.app = app
         self.limit = settings.max_body_bytes
         self.expected = f"Bearer {settings.token}".encode() if settings.token else None
+        self.metrics_port = settings.metrics_port
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,6 +79,11 @@ class Guard:
     def _refusal(self, scope: Scope) -> tuple[int, str, str, dict[str, str]] | None:
         headers = dict(scope["headers"])
         local = scope.get("extensions", {}).get(PEER_KEY) is not None
+        port = (scope.get("server") or (None, None))[1]
+        if not local and port is not None and port == self.metrics_port:
+            if scope["path"] == "/metrics" and scope["method"] == "GET":
+                return None  # the metrics listener: read-only, no token
+            return 404, "the metrics listener serves GET /metrics only", "not_found", {}
         needs_token = self.expected is not None and not local and scope["path"] not in OPEN_PATHS
         given = headers.get(b"authorization", b"")
         if needs_token and not hmac.compare_digest(given, self.expected or b""):
@@ -151,6 +159,16 @@ async def _watch_holders(leases: LeaseBook, poll_s: float) -> None:
         await asyncio.sleep(poll_s)
 
 
+def _last_sample(meter: Meter) -> None:
+    """At shutdown: the totals up to now go to disk (the next agent starts from them)."""
+    from zeus.agent.metrics import sample_and_save
+
+    try:
+        sample_and_save(meter)
+    except Exception:
+        logger.exception("metrics: could not save the last sample")
+
+
 def create_app(
     settings: AgentSettings | None = None, *, gpus: Sequence[GPU] | None = None
 ) -> FastAPI:
@@ -163,18 +181,31 @@ def create_app(
         gpus = get_gpus(backend=settings.gpu)
     access = Access(frozenset(settings.allow_uids), settings.allowed_gids)
     audit = AuditLog(settings.audit_path)
-    book = LeaseBook(Devices(gpus), Journal(settings.journal_path), audit, access)
+    devices = Devices(gpus)
+    meter = Meter(devices, settings.energy_path) if settings.metrics_port is not None else None
+    book = LeaseBook(devices, Journal(settings.journal_path), audit, access, meter)
     book.recover()
+    if meter is not None:
+        from zeus.agent.metrics import sample_and_save
+
+        sample_and_save(meter)  # the first scrape has figures
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        watcher = asyncio.create_task(_watch_holders(book, settings.holder_poll_s))
+        tasks = [asyncio.create_task(_watch_holders(book, settings.holder_poll_s))]
+        if meter is not None:
+            from zeus.agent.metrics import sample_forever
+
+            tasks.append(asyncio.create_task(sample_forever(meter, settings.metrics_interval_s)))
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if meter is not None:
+                _last_sample(meter)
             audit.close()
 
     app = FastAPI(
@@ -187,6 +218,12 @@ def create_app(
     app.state.book = book
     app.state.instance = secrets.token_hex(8)
     app.state.backend = settings.gpu
+    app.state.meter = meter
+    app.state.metrics = None
+    if meter is not None:
+        from zeus.agent.metrics import make_registry
+
+        app.state.metrics = make_registry(meter)
     app.include_router(router)
     _install_handlers(app)
     app.add_middleware(Guard, settings=settings)

@@ -36,6 +36,13 @@ class UnknownLease(AgentError):
     code = "unknown_lease"
 
 
+class MetricsOff(AgentError):
+    """``GET /metrics`` on an agent started without ``metrics_port``."""
+
+    status_code = 404
+    code = "not_found"
+
+
 class Unauthorized(AgentError):
     """TCP without the bearer token."""
 

@@ -1,8 +1,7 @@
 """The lease journal: every live lease, with each GPU's limit from before the lease, on disk.
 
-Written whole on every change, atomically (a temporary file in the same folder, fsync, rename, fsync
-of the folder), so that a reader (the agent after a crash or a reboot) finds the old or the new
-journal, never a torn one. A journal that cannot be read stops the agent: it alone says which limits
+Written whole on every change, atomically (`write_atomically`), so that a reader (the agent after a
+crash or a reboot) finds the old or the new journal, never a torn one. A journal that cannot be read stops the agent: it alone says which limits
 to restore, and guessing could leave a GPU throttled for good.
 """
 
@@ -40,21 +39,27 @@ class Journal:
             ) from None
 
     def save(self, leases: list[dict[str, Any]]) -> None:
-        folder = self.path.parent
-        folder.mkdir(parents=True, exist_ok=True, mode=0o750)
-        payload = json.dumps({"version": VERSION, "leases": leases}, indent=1).encode()
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".journal-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a power cut
-        finally:
-            os.close(dir_fd)
+        write_atomically(self.path, json.dumps({"version": VERSION, "leases": leases}, indent=1))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that a reader, even after a power cut, finds the old or the
+    new content, never a torn one: a temporary file in the same folder, fsync, rename, fsync of the
+    folder."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True, mode=0o750)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a power cut
+    finally:
+        os.close(dir_fd)

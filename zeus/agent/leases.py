@@ -27,6 +27,7 @@ from zeus.agent.errors import (
     UnknownLease,
 )
 from zeus.agent.journal import Journal
+from zeus.agent.meter import LeaseObserver, NullObserver
 from zeus.agent.peer import Peer, Process
 from zeus.agent.restore import restore
 from zeus.device.base import GPU
@@ -81,11 +82,20 @@ class Lease:
 class LeaseBook:
     """Every live lease, the rules for granting them, and ending them with a restore."""
 
-    def __init__(self, devices: Devices, journal: Journal, audit: AuditLog, access: Access) -> None:
+    def __init__(
+        self,
+        devices: Devices,
+        journal: Journal,
+        audit: AuditLog,
+        access: Access,
+        observer: LeaseObserver | None = None,
+    ) -> None:
         self.devices = devices
         self.journal = journal
         self.audit = audit
         self.access = access
+        self.observer: LeaseObserver = observer or NullObserver()
+        """Told of every lease edge and limit change (the metrics' `zeus.agent.meter.Meter`)."""
         self.leases: dict[str, Lease] = {}
         self._by_gpu: dict[str, Lease] = {}
 
@@ -145,6 +155,7 @@ class LeaseBook:
             since=time.time(),
             original_w={},
         )
+        self.observer.lease_began(lease, original)
         lease.original_w.update(original)
         self.leases[lease.id] = lease
         self._by_gpu.update({uuid: lease for uuid in original})
@@ -186,6 +197,7 @@ class LeaseBook:
             lease = Lease.from_dict(entry)
             self.leases[lease.id] = lease
             self._by_gpu.update({uuid: lease for uuid in lease.original_w})
+        self.observer.resume(self.leases.values())
         self.reap("found in the journal after an agent restart; its holder is gone")
         for lease in self.leases.values():
             logger.info(
@@ -219,6 +231,7 @@ class LeaseBook:
             lease.limits_w[gpu.uuid] = watts
             self._save()
             self.audit.record(event, **lease.audit_fields(gpu.uuid), old_w=old_w, new_w=watts)
+            self.observer.limit_changed(gpu.uuid, event)
 
     def step(self, peer: Peer | None, gpu: GPU, batch_size: int | None, forward_only: bool) -> None:
         """Mark a training step on a virtual-time GPU, for its lease holder only."""
@@ -281,8 +294,10 @@ class LeaseBook:
 
     def _end(self, lease: Lease, reason: str) -> bool:
         reason = lease.ending = lease.ending or reason
-        if not restore(lease, self.devices, self.audit, reason):
+        restored = restore(lease, self.devices, self.audit, reason, self.observer.limit_changed)
+        if not restored:
             return False  # the watcher retries; the lease and its journal entry stay
+        self.observer.lease_ended(lease)
         del self.leases[lease.id]
         for uuid in lease.original_w:
             if self._by_gpu.get(uuid) is lease:

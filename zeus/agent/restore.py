@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from zeus.agent.audit import AuditLog
@@ -15,8 +16,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def restore(lease: Lease, devices: Devices, audit: AuditLog, reason: str) -> bool:
-    """Restore every GPU of ``lease``; False if the driver refused one (the caller retries later)."""
+def restore(
+    lease: Lease,
+    devices: Devices,
+    audit: AuditLog,
+    reason: str,
+    restored: Callable[[str, str], None] = lambda uuid, event: None,
+) -> bool:
+    """Restore every GPU of ``lease``; False if the driver refused one (the caller retries later).
+    ``restored(uuid, "restore")`` is called for each limit put back."""
     done = True
     for uuid, original_w in lease.original_w.items():
         gpu = devices.by_uuid.get(uuid)
@@ -39,6 +47,7 @@ def restore(lease: Lease, devices: Devices, audit: AuditLog, reason: str) -> boo
             continue
         if current_w != original_w:
             audit.record("restore", **fields, old_w=current_w, new_w=original_w, reason=reason)
+            restored(uuid, "restore")
             logger.info(
                 "restored %s from %d W to %d W (job %s: %s)",
                 uuid,

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from zeus.agent.devices import device_errors
-from zeus.agent.errors import InvalidRequest
+from zeus.agent.errors import InvalidRequest, MetricsOff
 from zeus.agent.leases import Lease, LeaseBook
 from zeus.agent.peer import Peer
 from zeus.agent.schemas import (
@@ -113,6 +113,19 @@ async def health(request: Request, leases: Book) -> Health:
         gpus=len(leases.devices.gpus),
         leases=len(leases.leases),
     )
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (text format): power, limits and energy per GPU and per lease."""
+    registry = request.app.state.metrics
+    if registry is None:
+        raise MetricsOff("metrics are off: start the agent with metrics_port (--metrics-port)")
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from zeus.agent.metrics import render
+
+    return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/caller", response_model=CallerInfo)

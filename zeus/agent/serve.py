@@ -80,7 +80,7 @@ def _answers(path: Path) -> bool:
     return True
 
 
-def bind_tcp(host: str, port: int) -> socket.socket:
+def bind_tcp(host: str, port: int, setting: str = "tcp_port") -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -88,7 +88,9 @@ def bind_tcp(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
-        raise ZeusConfigError(f"agent setting tcp_port: cannot listen on {host}:{port}: {e}") from e
+        raise ZeusConfigError(
+            f"agent setting {setting}: cannot listen on {host}:{port}: {e}"
+        ) from e
     return sock
 
 
@@ -97,11 +99,16 @@ def make_server(
 ) -> tuple[uvicorn.Server, list[socket.socket]]:
     """A uvicorn server for ``app`` and the sockets it is to serve (bound, with their mode)."""
     sockets = [bind_unix(Path(settings.socket), settings.socket_mode_bits, settings.socket_group)]
-    if settings.tcp_port is not None:
+    tcp = [(settings.tcp_host, settings.tcp_port, "tcp_port")]
+    tcp.append((settings.metrics_host, settings.metrics_port, "metrics_port"))
+    for host, port, setting in tcp:
+        if port is None:
+            continue
         try:
-            sockets.append(bind_tcp(settings.tcp_host, settings.tcp_port))
+            sockets.append(bind_tcp(host, port, setting))
         except ZeusConfigError:
-            sockets[0].close()
+            for sock in sockets:
+                sock.close()
             raise
     config = uvicorn.Config(
         app,
@@ -119,10 +126,13 @@ def serve(settings: AgentSettings, app: ASGIApp) -> None:
     """Run ``app`` until SIGTERM/SIGINT; the socket file is removed on the way out."""
     server, sockets = make_server(settings, app)
     logger.info(
-        "agent serving %s%s",
+        "agent serving %s%s%s",
         settings.socket,
         f" and TCP {settings.tcp_host}:{settings.tcp_port} (read-only)"
         if settings.tcp_port
+        else "",
+        f"; metrics on {settings.metrics_host}:{settings.metrics_port}"
+        if settings.metrics_port
         else "",
     )
     try:

@@ -45,7 +45,8 @@ class AgentSettings(BaseModel):
     )
     state_dir: str = Field(
         default="/var/lib/zeus-agent",
-        description="Where the lease journal (journal.json) and the audit log (audit.jsonl) live.",
+        description="Where the lease journal (journal.json), the audit log (audit.jsonl) and the "
+        "metrics' energy totals (energy.json) live.",
     )
     tcp_host: str = Field(
         default="127.0.0.1", description="Interface of the optional TCP listener."
@@ -55,6 +56,21 @@ class AgentSettings(BaseModel):
     )
     token: str | None = Field(
         default=None, min_length=16, description="Bearer token that TCP clients must send."
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics (GET /metrics only, read-only, no token) on this port.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Interface of the metrics listener (0.0.0.0: every one)."
+    )
+    metrics_interval_s: float = Field(
+        default=1.0,
+        ge=0.05,
+        le=60.0,
+        description="How often the agent samples its GPUs for metrics.",
     )
     holder_poll_s: float = Field(
         default=0.25, gt=0, le=1.0, description="How often the agent checks that holders live."
@@ -99,6 +115,11 @@ class AgentSettings(BaseModel):
 
     def check(self) -> None:
         """What a field alone cannot say: TCP needs a token, and named groups must exist."""
+        if self.metrics_port is not None and self.metrics_port == self.tcp_port:
+            raise ZeusConfigError(
+                f"agent setting metrics_port (env ZEUS_AGENT_METRICS_PORT): {self.metrics_port} is "
+                "tcp_port too; the metrics listener needs a port of its own"
+            )
         if self.tcp_port is not None and not self.token:
             raise ZeusConfigError(
                 "agent setting token (env ZEUS_AGENT_TOKEN): the agent refuses to listen on TCP "
@@ -119,6 +140,10 @@ class AgentSettings(BaseModel):
     @property
     def audit_path(self) -> Path:
         return Path(self.state_dir) / "audit.jsonl"
+
+    @property
+    def energy_path(self) -> Path:
+        return Path(self.state_dir) / "energy.json"
 
     @property
     def allowed_gids(self) -> frozenset[int]:

@@ -37,6 +37,17 @@ def agent(
         None, help="Also serve reads on TCP; needs --token (env ZEUS_AGENT_TCP_PORT)."
     ),
     token: str = typer.Option(None, help="Bearer token of TCP clients (env ZEUS_AGENT_TOKEN)."),
+    metrics_port: int = typer.Option(
+        None,
+        help="Serve Prometheus metrics on this TCP port: GET /metrics only, no token "
+        "(env ZEUS_AGENT_METRICS_PORT; off).",
+    ),
+    metrics_host: str = typer.Option(
+        None, help="Interface of the metrics listener (env ZEUS_AGENT_METRICS_HOST; 127.0.0.1)."
+    ),
+    metrics_interval_s: float = typer.Option(
+        None, help="Seconds between metrics samples (env ZEUS_AGENT_METRICS_INTERVAL_S; 1)."
+    ),
     log_level: str = typer.Option(
         None, help="critical, error, warning, info or debug (env ZEUS_AGENT_LOG_LEVEL; info)."
     ),
@@ -59,6 +70,9 @@ def agent(
         tcp_host=tcp_host,
         tcp_port=tcp_port,
         token=token,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        metrics_interval_s=metrics_interval_s,
         log_level=log_level,
     )
     console = make_console(stderr=True)
@@ -75,7 +89,13 @@ def agent(
     console.print(
         f"zeus agent: {len(book.devices.gpus)} GPU(s) from {settings.gpu!r}, "
         f"{len(book.leases)} lease(s) carried over; socket {settings.socket}, "
-        f"audit log {settings.audit_path}",
+        f"audit log {settings.audit_path}"
+        + (
+            f"; metrics on {settings.metrics_host}:{settings.metrics_port} every "
+            f"{settings.metrics_interval_s:g} s"
+            if settings.metrics_port
+            else ""
+        ),
         markup=False,
     )
     for device in book.devices.gpus:

@@ -15,6 +15,7 @@ exporter is made.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -134,10 +135,10 @@ class PrometheusExporter:
 
     def observe_window(self, name: str, measurement: Measurement) -> None:
         """Count one finished window."""
-        series = self._series.get(name)
-        if series is None:  # label lookups are the costly part: once per window name
-            window = self.window_label(name)
-            series = self._series[name] = (
+        window = self.window_label(name)
+        series = self._series.get(window)
+        if series is None:  # label lookups are the costly part: once per window label
+            series = self._series[window] = (
                 self._time.labels(self.job_id, window),
                 self._windows.labels(self.job_id, window),
                 {},
@@ -145,7 +146,7 @@ class PrometheusExporter:
         time_s, count, energy = series
         for gpu, joules in measurement.gpu_energy_j.items():
             if gpu not in energy:
-                energy[gpu] = self._energy.labels(self.job_id, self.window_label(name), str(gpu))
+                energy[gpu] = self._energy.labels(self.job_id, window, str(gpu))
             energy[gpu].inc(max(joules, 0.0))
         time_s.inc(max(measurement.time_s, 0.0))
         count.inc()
@@ -196,9 +197,12 @@ _from_env_lock = threading.Lock()
 
 def exporter_from_env() -> PrometheusExporter | None:
     """The process's one exporter from ``ZEUS_METRICS`` (None when unset): every monitor of the
-    process that was not given an exporter shares it, so a pull port is opened once."""
+    process that was not given an exporter shares it, so a pull port is opened once. It is closed
+    when the process exits (push mode: a last push, so a short job's final windows are not lost)."""
     spec = os.environ.get(METRICS_ENV, "").strip()
     with _from_env_lock:
         if spec not in _from_env:
-            _from_env[spec] = PrometheusExporter.from_env()
+            exporter = _from_env[spec] = PrometheusExporter.from_env()
+            if exporter is not None:
+                atexit.register(exporter.close)  # push mode: the last windows reach the gateway
         return _from_env[spec]
