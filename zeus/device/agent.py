@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 from zeus.agent.schemas import GPUInfo, PowerTimeline, Readings
 from zeus.agent.settings import DEFAULT_SOCKET
 from zeus.device.agent_client import AgentClient, client_for, disconnect
-from zeus.device.base import GPUCapabilities, Thermals
+from zeus.device.base import GPUCapabilities, Thermals, check_power_limit
 from zeus.errors import GPUNotFoundError, NotSupportedError, ZeusConfigError
 
 __all__ = ["AgentGPU", "agent_gpus", "client_for", "disconnect", "open_gpus"]
@@ -116,12 +116,9 @@ class AgentGPU:
     def set_power_limit_w(self, watts: int) -> None:
         if watts != watts or int(watts) != watts:
             raise ZeusConfigError(f"power limit must be a whole number of watts, got {watts!r}")
-        lo, hi = self.min_power_limit_w, self.max_power_limit_w
-        if not lo <= watts <= hi:
-            raise ZeusConfigError(
-                f"power limit {watts} W is outside the range of {self.name} GPU {self._index}: "
-                f"allowed {lo}..{hi} W"
-            )
+        check_power_limit(
+            watts, self.min_power_limit_w, self.max_power_limit_w, f"{self.name} GPU {self._index}"
+        )
         self._client.change(self.uuid, "PUT", f"{self._path}/power-limit", {"watts": int(watts)})
         logger.debug(
             "GPU %d (%s): power limit %d W through the agent", self._index, self.uuid, watts

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from zeus.errors import NotSupportedError
+from zeus.errors import NotSupportedError, ZeusConfigError
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,14 @@ class GPU(Protocol):
         """``(clock_s, W)`` where power changed in [start_s, end_s], first the power at ``start_s``;
         ``virtual_time`` devices only (``NotSupportedError`` otherwise: sample ``power_w()``)."""
         ...
+
+
+def check_power_limit(watts: float, lo: int, hi: int, gpu: str) -> None:
+    """`ZeusConfigError` naming ``gpu`` and the allowed range unless ``lo <= watts <= hi``."""
+    if not lo <= watts <= hi:
+        raise ZeusConfigError(
+            f"power limit {watts} W is outside the range of {gpu}: allowed {lo}..{hi} W"
+        )
 
 
 class HardwareClock:

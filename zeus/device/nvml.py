@@ -23,7 +23,13 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from zeus.device.base import GPUCapabilities, HardwareClock, Thermals, ThrottleReason
+from zeus.device.base import (
+    GPUCapabilities,
+    HardwareClock,
+    Thermals,
+    ThrottleReason,
+    check_power_limit,
+)
 from zeus.errors import (
     GPUNotFoundError,
     NotSupportedError,
@@ -402,11 +408,7 @@ class NVMLGPU(HardwareClock):
         )
 
     def set_power_limit_w(self, watts: int) -> None:
-        if not self._min_w <= watts <= self._max_w:
-            raise ZeusConfigError(
-                f"power limit {watts} W is outside the range of {self.name_} GPU {self._index}: "
-                f"allowed {self._min_w}..{self._max_w} W"
-            )
+        check_power_limit(watts, self._min_w, self._max_w, f"{self.name_} GPU {self._index}")
         if self._shared:
             raise NotSupportedError(self._shared_reason())
         self._call(

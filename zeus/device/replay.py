@@ -30,7 +30,7 @@ from bisect import bisect_right
 from pathlib import Path
 from typing import Literal
 
-from zeus.device.base import GPUCapabilities, Thermals
+from zeus.device.base import GPUCapabilities, Thermals, check_power_limit
 from zeus.device.replay_profiles import ReplayProfile, StepFigures, list_profiles, load_profile
 from zeus.errors import NotSupportedError, ZeusConfigError
 
@@ -315,12 +315,9 @@ class ReplayGPU:
     def set_power_limit_w(self, watts: int) -> None:
         if watts != watts or int(watts) != watts:
             raise ZeusConfigError(f"power limit must be a whole number of watts, got {watts!r}")
-        lo, hi = self.min_power_limit_w, self.max_power_limit_w
-        if not lo <= watts <= hi:
-            raise ZeusConfigError(
-                f"power limit {watts} W is outside the range of {self.name} GPU {self._index}: "
-                f"allowed {lo}..{hi} W"
-            )
+        check_power_limit(
+            watts, self.min_power_limit_w, self.max_power_limit_w, f"{self.name} GPU {self._index}"
+        )
         with self._device.lock:
             self._device.refresh_limit()
             self._device.write_limit(int(watts))
