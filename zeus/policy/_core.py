@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from zeus.errors import ZeusConfigError, ZeusError
 
 
 class NoFeasibleBatchSize(ZeusError, RuntimeError):
     """Every batch size tried failed to reach the target: the job cannot be optimised as specified."""
+
+
+_State = TypeVar("_State", bound="JSONState")
+
+
+class JSONState:
+    """``to_json``/``from_json`` for a core's state, over its ``to_dict``/``from_dict``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls: type[_State], data: dict[str, Any]) -> _State:
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls: type[_State], text: str) -> _State:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ZeusConfigError(f"{cls.__name__} JSON is malformed: {e}") from e
+        return cls.from_dict(data)
 
 
 def check_batch_sizes(batch_sizes: list[int], default_bs: int) -> list[int]:

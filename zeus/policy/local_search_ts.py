@@ -31,7 +31,6 @@ is in flight, ``next_batch_size`` gives concurrent trials the best known batch s
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +38,13 @@ from typing import Any
 import numpy as np
 
 from zeus.errors import ZeusConfigError, check_range
-from zeus.policy._core import NoFeasibleBatchSize, check_batch_sizes, decode_rng, encode_rng
+from zeus.policy._core import (
+    JSONState,
+    NoFeasibleBatchSize,
+    check_batch_sizes,
+    decode_rng,
+    encode_rng,
+)
 
 # Stages (`stage`): nothing reached the target yet, or the best batch size has an untried
 # neighbour; the best one's neighbours are all tried (Thompson sampling, mostly, from here on);
@@ -56,7 +61,7 @@ _EMPTY: _Sums = (0, 0.0, 0, 0.0, 0.0)
 
 
 @dataclass
-class LocalSearchTSState:
+class LocalSearchTSState(JSONState):
     """Everything the policy knows about one job. Mutated in place by the module's functions."""
 
     batch_sizes: list[int]
@@ -112,17 +117,6 @@ class LocalSearchTSState:
                 "malformed LocalSearchTSState: costs and reached differ in length"
             )
         return state
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> LocalSearchTSState:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ZeusConfigError(f"LocalSearchTSState JSON is malformed: {e}") from e
-        return cls.from_dict(data)
 
 
 def new_state(

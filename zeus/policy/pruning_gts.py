@@ -41,7 +41,6 @@ the previous round's survivors. After the last round the survivors become the ba
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,8 +48,8 @@ from typing import Any
 import numpy as np
 
 from zeus.errors import ZeusConfigError, check_range
+from zeus.policy._core import JSONState, check_batch_sizes, decode_rng, encode_rng
 from zeus.policy._core import NoFeasibleBatchSize as NoFeasibleBatchSize  # re-exported
-from zeus.policy._core import check_batch_sizes, decode_rng, encode_rng
 
 STAGE_PRUNING = "pruning"
 STAGE_BANDIT = "bandit"
@@ -60,7 +59,7 @@ _DEFAULT, _DOWN, _UP = "default", "down", "up"
 
 
 @dataclass
-class PruningGTSState:
+class PruningGTSState(JSONState):
     """Everything the policy knows about one job. Mutated in place by the module's functions."""
 
     batch_sizes: list[int]
@@ -146,17 +145,6 @@ class PruningGTSState:
             return cls(**fields)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ZeusConfigError(f"malformed PruningGTSState: {e}") from e
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> PruningGTSState:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ZeusConfigError(f"PruningGTSState JSON is malformed: {e}") from e
-        return cls.from_dict(data)
 
 
 def new_state(
